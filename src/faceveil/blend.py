@@ -1,0 +1,75 @@
+"""Stage 7: paste the filled crop back into the photo through the exact inverse warp.
+
+The hole is feathered in photo pixels; where the feathered alpha is zero the
+output pixel *is* the input pixel (not a resampled copy of it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .align import compose, invert
+
+# Feather width in canonical-crop pixels (at 256), about a tenth of an eye.
+FEATHER_SIGMA = 3.0
+
+
+def _window(image_shape: tuple[int, ...], corners: np.ndarray, pad: int) -> tuple[int, int, int, int]:
+    h, w = image_shape[:2]
+    x0, y0 = np.floor(corners.min(0)).astype(int) - pad
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + pad + 1
+    return max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+
+
+def paste_back(
+    image: np.ndarray, filled: np.ndarray, hole: np.ndarray, matrix: np.ndarray
+) -> np.ndarray:
+    """A copy of ``image`` (H, W, 3) uint8 with ``filled`` (S, S, 3) composited under ``hole`` (S, S).
+
+    ``matrix`` (2, 3) maps the photo to the crop. Only a window around the
+    face is touched.
+    """
+    out = image.copy()
+    if not hole.any():
+        return out
+    to_photo = invert(matrix)
+    scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))  # crop px per photo px
+    sigma = max(0.8, FEATHER_SIGMA / scale)
+    radius = math.ceil(3 * sigma)
+    ys, xs = np.nonzero(hole)
+    corners = np.array([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.min(), ys.max()], [xs.max(), ys.max()]], float)
+    x0, y0, x1, y1 = _window(image.shape, corners @ to_photo[:, :2].T + to_photo[:, 2], 2 * radius + 2)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    into_window = compose(np.array([[1.0, 0, -x0], [0, 1.0, -y0]]), to_photo)
+    size = (x1 - x0, y1 - y0)
+    fill = cv2.warpAffine(filled, into_window, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(hole.astype(np.float32), into_window, size, flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    # Grow by one sigma first so that the hole's own edge is mostly replaced;
+    # a finite kernel keeps alpha exactly zero beyond the feather.
+    alpha = cv2.dilate(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(sigma) + 1,) * 2))
+    alpha = cv2.GaussianBlur(alpha, (2 * radius + 1, 2 * radius + 1), sigma)[..., None]
+    window = out[y0:y1, x0:x1].astype(np.float32)
+    mixed = np.round(window * (1 - alpha) + fill.astype(np.float32) * alpha).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.where(alpha > 0, mixed, out[y0:y1, x0:x1])
+    return out
+
+
+def cover(image: np.ndarray, box: np.ndarray, blocks: int = 8) -> np.ndarray:
+    """Fail closed: a copy of ``image`` with the face box (grown by 15%) pixelated into coarse blocks."""
+    out = image.copy()
+    x0, y0, x1, y1 = box
+    gx, gy = 0.15 * (x1 - x0), 0.15 * (y1 - y0)
+    h, w = image.shape[:2]
+    x0, y0 = max(int(x0 - gx), 0), max(int(y0 - gy), 0)
+    x1, y1 = min(int(math.ceil(x1 + gx)), w), min(int(math.ceil(y1 + gy)), h)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    region = out[y0:y1, x0:x1]
+    small = cv2.resize(region, (min(blocks, x1 - x0), min(blocks, y1 - y0)), interpolation=cv2.INTER_AREA)
+    out[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    return out

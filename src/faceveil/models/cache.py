@@ -1,0 +1,60 @@
+"""Derived weights (torch modules rebuilt from ONNX / GraphDef files) cached on disk.
+
+The cache file is named after the checksum of its source file and the
+converter version, and carries its own checksum beside it: a partial or
+tampered file is rebuilt, never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def cache_dir() -> Path:
+    """The user cache directory (``FACEVEIL_CACHE`` overrides it)."""
+    env = os.environ.get("FACEVEIL_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("faceveil"))
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def derived_weights(
+    name: str,
+    source: Path,
+    build: Callable[[Path], dict[str, torch.Tensor]],
+    version: str,
+) -> dict[str, torch.Tensor]:
+    """Return ``build(source)``, from the cache when a verified copy exists."""
+    key = hashlib.sha256(f"{sha256(source)}:{version}".encode()).hexdigest()[:16]
+    target = cache_dir() / f"{name}-{key}.safetensors"
+    checksum = target.with_suffix(".sha256")
+    if target.exists() and checksum.exists() and checksum.read_text().strip() == sha256(target):
+        return load_file(target)
+    tensors = {k: v.contiguous() for k, v in build(source).items()}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"source": source.name, "version": version})
+        Path(tmp).replace(target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    checksum.write_text(sha256(target) + "\n")
+    return tensors

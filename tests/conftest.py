@@ -1,0 +1,45 @@
+"""Shared fixtures. Real faces are read from ../shared/data at run time, never copied here."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_root() -> Path:
+    env = os.environ.get("FACEVEIL_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = _data_root()
+    if not (root / "celeba" / "labels.csv").is_file():
+        pytest.fail(f"face data not found at {root} (set FACEVEIL_DATA)")
+    return root
+
+
+def read_labels(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def eval_pairs(data_root: Path) -> list[tuple[str, Path, Path]]:
+    """A fixed subset: (identity, photo A, photo B) for the first 24 eval identities."""
+    by_id: dict[str, list[Path]] = {}
+    for row in read_labels(data_root / "celeba" / "labels.csv"):
+        if row["split"] == "eval":
+            by_id.setdefault(row["identity"], []).append(data_root / "celeba" / row["path"])
+    ids = sorted((i for i, p in by_id.items() if len(p) >= 2), key=int)[:24]
+    return [(i, *sorted(by_id[i])[:2]) for i in ids]
+
+
+@pytest.fixture(scope="session")
+def wild_photos(data_root: Path) -> list[Path]:
+    return sorted((data_root / "wild" / "images").glob("*.jpg"))
