@@ -71,3 +71,9 @@ def hole_mask(attention: np.ndarray, roi: np.ndarray, threshold: float) -> np.nd
 def area_fraction(mask: np.ndarray, roi: np.ndarray) -> float:
     """Share of the eyebrow-to-chin region that the mask covers."""
     return float(mask.sum() / max(int(roi.sum()), 1))
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two bool masks of one shape (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
