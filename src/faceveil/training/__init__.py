@@ -1,0 +1,1 @@
+"""Training the project's own models (CLI commands; heavy imports inside them)."""
