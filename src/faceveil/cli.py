@@ -14,7 +14,7 @@ import click
 
 from . import __version__
 
-METHODS = ("blur", "pixelate", "solid", "inpaint")  # faceveil.fill.FILLERS; checked in tests
+METHODS = ("blur", "pixelate", "solid", "inpaint", "generate")  # faceveil.fill.FILLERS; checked in tests
 STRENGTHS = ("small", "medium", "large")  # faceveil.mask.STRENGTHS
 RECOGNIZERS = ("sface", "facenet", "ensemble")  # faceveil.models.SALIENCY
 
@@ -106,18 +106,24 @@ def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed
                     if face.covered:
                         _fail(f"{job.source}: a face was pixelated instead ({face.error})")
             outcomes.append(outcome)
+    reported = True
     if report is not None:
+        from .errors import OutputError
         from .report import write_report
 
-        write_report(report, outcomes, {"method": method, "strength": strength, "threshold": anonymizer.threshold,
-                                        "recognizer": recognizer, "seed": seed, "keep_metadata": keep_metadata})
+        try:
+            write_report(report, outcomes, {"method": method, "strength": strength, "threshold": anonymizer.threshold,
+                                            "recognizer": recognizer, "seed": seed, "keep_metadata": keep_metadata})
+        except OutputError as exc:
+            _fail(f"report: {exc}")
+            reported = False
     done = [o for o in outcomes if o.result is not None]
     faces = sum(len(o.result.faces) for o in done)
     covered = sum(o.result.failed_faces for o in done)
     failed = sum(o.error is not None for o in outcomes)
     click.echo(f"faceveil: {len(done)} images, {faces} faces ({covered} covered), {failed} failed, "
                f"{time.perf_counter() - start:.1f} s", err=True)
-    ctx.exit(0 if all(o.ok for o in outcomes) else 1)
+    ctx.exit(0 if reported and all(o.ok for o in outcomes) else 1)
 
 
 def _guarded(ctx, work, job):

@@ -49,8 +49,35 @@ def inpaint(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     return cv2.inpaint(crop, hole.astype(np.uint8), radius, cv2.INPAINT_TELEA)
 
 
+def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The trained generator: the hole becomes part of a new person, chosen by ``seed``.
+
+    Runs at the generator's resolution (128); its output is upsampled into the
+    crop's hole, the rest of the crop is kept.
+    """
+    import torch
+
+    from . import models
+    from .models.generator import identity_code
+    from .recognition import embed
+
+    model = models.load("generator")
+    size = model.config.size
+    small = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    # Any pixel the hole touches is regenerated: the small hole covers the large one.
+    small_hole = cv2.resize(hole.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
+    x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 127.5 - 1
+    m = torch.from_numpy(small_hole)[None, None].float()
+    code = identity_code(model.identity_bank, seed, embed(crop[None], "sface")[0])
+    with torch.inference_mode():
+        y = model(x, m, torch.from_numpy(code)[None])
+    y = ((y[0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).round().astype(np.uint8)
+    up = cv2.resize(y, crop.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+    return np.where(hole[..., None], up, crop)
+
+
 FILLERS: dict[str, Filler] = {
-    "blur": blur, "pixelate": pixelate, "solid": solid, "inpaint": inpaint,
+    "blur": blur, "pixelate": pixelate, "solid": solid, "inpaint": inpaint, "generate": generate,
 }
 DEFAULT_METHOD = "inpaint"
 

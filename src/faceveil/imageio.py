@@ -45,7 +45,7 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 
 
 def _save_options(im: Image.Image) -> dict:
-    if im.format == "JPEG":
+    if im.format in ("JPEG", "MPO"):
         options: dict = {"quality": 95}
         if getattr(im, "quantization", None):
             # Re-encode with the input's own tables: same quality, no surprise growth.
@@ -80,7 +80,8 @@ def read_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pict
     path = Path(path)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own --max-pixels check below decides, not Pillow's lower default.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(path)
             w, h = im.size
             if w * h > max_pixels:
@@ -96,16 +97,19 @@ def read_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pict
         raise InputError("permission denied") from None
     except UnidentifiedImageError:
         raise InputError("not an image (or a format faceveil cannot read)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise InputError(f"over the pixel limit ({exc})".splitlines()[0]) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"truncated or corrupt image ({exc})".splitlines()[0]) from None
-    fmt, options, metadata = im.format or "PNG", _save_options(im), _metadata(im)
+    # An MPO's extra frames (previews, often of the same face) are not written back.
+    fmt, options = {"MPO": "JPEG"}.get(im.format, im.format or "PNG"), _save_options(im)
     icc = im.info.get("icc_profile")
     try:
         upright = ImageOps.exif_transpose(im)
     except Exception:  # a broken orientation tag: keep the pixels as stored
         upright = im
+    # From the upright copy: _metadata drops the orientation tag that exif_transpose needs.
+    metadata = _metadata(upright)
     if icc:
         options["icc_profile"] = icc  # colour, not identity: always kept
     gray = upright.mode in _GRAY_MODES or upright.mode == "LA"
@@ -149,6 +153,13 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _new_file_mode() -> int:
+    """The mode open() gives a new file: 0o666 less the umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename: never half a file."""
     if path.exists() and not overwrite:
@@ -159,6 +170,7 @@ def write_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, _new_file_mode())  # mkstemp's 0600 would hide the photo from other users
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)

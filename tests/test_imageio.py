@@ -1,0 +1,195 @@
+"""Reading and writing photos: upright in, same kind out, typed one-line errors, atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import ExifTags, Image
+
+from faceveil import imageio
+from faceveil.errors import InputError, OutputError
+from faceveil.imageio import encode, read_picture, write_atomic
+
+PHOTO = "000486.jpg"  # 403x500, one frontal face
+
+
+@pytest.fixture(scope="module")
+def photo(wild_photos: list[Path]) -> Path:
+    found = [p for p in wild_photos if p.name == PHOTO]
+    assert found, f"{PHOTO} missing from the wild photos"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def upright(photo: Path) -> Image.Image:
+    return Image.open(photo).convert("RGB")
+
+
+def header_only_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width x height RGB pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("orientation", "stored"), [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)],
+                         ids=["orientation-6", "orientation-8"])
+def test_exif_orientation_is_applied(tmp_path, upright, orientation, stored):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    exif[ExifTags.Base.Make] = "Cam"
+    upright.transpose(stored).save(path, quality=95, exif=exif)
+
+    picture = read_picture(path)
+
+    assert picture.rgb.shape == (upright.height, upright.width, 3)
+    assert np.abs(picture.rgb.astype(int) - np.asarray(upright, int)).mean() < 4
+    kept = picture.metadata["exif"]
+    assert ExifTags.Base.Orientation not in kept and kept[ExifTags.Base.Make] == "Cam"
+
+
+@pytest.mark.parametrize(("mode", "fmt", "gray", "alpha"), [
+    ("L", "PNG", True, False), ("I;16", "PNG", True, False), ("P", "PNG", False, False),
+    ("RGBA", "PNG", False, True), ("LA", "PNG", True, True), ("CMYK", "JPEG", False, False),
+    ("RGBA", "WEBP", False, True), ("RGBA", "TIFF", False, True),
+])
+def test_modes_are_converted_and_given_back(tmp_path, upright, mode, fmt, gray, alpha):
+    if mode == "I;16":
+        im = Image.fromarray(np.asarray(upright.convert("L")).astype(np.uint16) * 257)
+        assert im.mode == "I;16"
+    elif mode == "P":
+        im = upright.convert("P", palette=Image.Palette.ADAPTIVE)
+    else:
+        im = upright.convert(mode)
+    if alpha:
+        a = np.tile(np.linspace(40, 255, im.width).astype(np.uint8), (im.height, 1))
+        im.putalpha(Image.fromarray(a))
+    path = tmp_path / f"in.{fmt.lower()}"
+    im.save(path, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+
+    picture = read_picture(path)
+    out = Image.open(io.BytesIO(encode(picture, picture.rgb)))
+
+    assert picture.rgb.dtype == np.uint8 and picture.rgb.shape == (im.height, im.width, 3)
+    assert (out.format, out.size) == (fmt, im.size)
+    assert picture.gray == gray and (out.mode in ("L", "LA")) == gray
+    if alpha:
+        assert np.array_equal(np.asarray(out)[..., -1], np.asarray(Image.open(path))[..., -1])
+    if mode == "I;16":
+        assert np.array_equal(np.asarray(out), np.asarray(upright.convert("L")))
+
+
+def test_mpo_is_written_as_one_jpeg_at_its_quality(tmp_path, upright):
+    path = tmp_path / "camera.jpg"
+    upright.save(path, "MPO", save_all=True, append_images=[upright.resize((160, 200))], quality=90)
+    assert Image.open(path).format == "MPO"
+
+    picture = read_picture(path)
+    data = encode(picture, picture.rgb)
+
+    out = Image.open(io.BytesIO(data))
+    assert out.format == "JPEG" and data.count(b"\xff\xd8") == 1  # the second frame is gone
+    assert out.quantization == Image.open(path).quantization
+
+
+def test_pixel_limit(tmp_path, photo):
+    with pytest.raises(InputError, match="over the limit of 1,000"):
+        read_picture(photo, max_pixels=1000)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(header_only_png(50_000, 50_000))
+    with pytest.raises(InputError) as bombed:
+        read_picture(bomb)
+    assert "\n" not in str(bombed.value) and "pixel" in str(bombed.value)
+
+
+def test_pixel_limit_is_ours_not_pillows(tmp_path):
+    """95 Mpx is over Pillow's 89 Mpx warning level: the refusal must come from max_pixels."""
+    big = tmp_path / "big.png"
+    big.write_bytes(header_only_png(10_000, 9_500))
+    with pytest.raises(InputError, match="over the limit of 94,000,000"):
+        read_picture(big, max_pixels=94_000_000)
+
+
+def test_bad_inputs_raise_one_line_input_errors(tmp_path, photo):
+    data = photo.read_bytes()
+    cases = {
+        "missing.jpg": None,
+        "truncated.jpg": data[: len(data) // 2],
+        "text.jpg": b"not a photo\nat all\n",
+        "empty.jpg": b"",
+    }
+    for name, content in cases.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+    (tmp_path / "folder.jpg").mkdir()
+    for name in [*cases, "folder.jpg"]:
+        with pytest.raises(InputError) as caught:
+            read_picture(tmp_path / name)
+        assert str(caught.value) and "\n" not in str(caught.value), name
+
+
+def test_write_atomic_refuses_existing_unless_overwrite(tmp_path):
+    target = tmp_path / "out.jpg"
+    target.write_bytes(b"old")
+    with pytest.raises(OutputError, match="exists"):
+        write_atomic(target, b"new")
+    assert target.read_bytes() == b"old"
+    write_atomic(target, b"new", overwrite=True)
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jpg"]
+
+
+def test_write_atomic_gives_new_files_the_usual_mode(tmp_path):
+    write_atomic(tmp_path / "sub" / "out.jpg", b"data")
+    (tmp_path / "sub" / "plain").write_bytes(b"data")
+    assert os.stat(tmp_path / "sub" / "out.jpg").st_mode == os.stat(tmp_path / "sub" / "plain").st_mode
+
+
+class _FailingFile(io.BytesIO):
+    def __init__(self, error: BaseException):
+        super().__init__()
+        self.error = error
+
+    def write(self, data):
+        super().write(data[: len(data) // 2])
+        raise self.error
+
+
+@pytest.mark.parametrize("where", ["write", "replace", "interrupt"])
+@pytest.mark.parametrize("existing", [False, True])
+def test_interrupted_write_leaves_nothing_behind(tmp_path, monkeypatch, where, existing):
+    target = tmp_path / "out.png"
+    if existing:
+        target.write_bytes(b"old")
+    if where == "replace":
+        def replace(src, dst):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(imageio.os, "replace", replace)
+    else:
+        error = KeyboardInterrupt() if where == "interrupt" else OSError(28, "No space left on device")
+        real_fdopen = os.fdopen
+
+        def fdopen(fd, *args, **kwargs):
+            real_fdopen(fd).close()
+            return _FailingFile(error)
+
+        monkeypatch.setattr(imageio.os, "fdopen", fdopen)
+
+    expected = KeyboardInterrupt if where == "interrupt" else OutputError
+    with pytest.raises(expected):
+        write_atomic(target, b"x" * 10_000, overwrite=True)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["out.png"] if existing else [])
+    if existing:
+        assert target.read_bytes() == b"old"
