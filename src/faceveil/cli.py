@@ -135,7 +135,11 @@ def _guarded(ctx, work, job):
     except Exception as exc:
         if ctx.obj["debug"]:
             raise
-        return Outcome(job, error=f"unexpected {type(exc).__name__}: {exc} (rerun with --debug)".splitlines()[0])
+        return Outcome(job, error=_unexpected(exc))
+
+
+def _unexpected(exc: Exception) -> str:
+    return f"unexpected {type(exc).__name__}: {exc} (rerun with --debug)".splitlines()[0]
 
 
 @main.command("explain")
@@ -158,6 +162,11 @@ def explain_command(ctx, image, out, method, strength, threshold, recognizer, se
         write_atomic(out, png_bytes(explain_picture(result.faces, result.image)), overwrite)
     except FaceveilError as exc:
         _fail(f"{image}: {exc}")
+        ctx.exit(1)
+    except Exception as exc:
+        if ctx.obj["debug"]:
+            raise
+        _fail(f"{image}: {_unexpected(exc)}")
         ctx.exit(1)
     click.echo(f"faceveil: {len(result.faces)} faces, explain picture in {out}", err=True)
     ctx.exit(1 if result.failed_faces else 0)
