@@ -471,6 +471,16 @@ def test_choices_match_the_registries():
     assert RECOGNIZERS == models.SALIENCY
 
 
+def test_every_lazy_command_loads_with_its_listed_help():
+    import click
+
+    ctx = click.Context(main)
+    for name, (_, summary) in main.lazy.items():
+        command = main.get_command(ctx, name)
+        assert isinstance(command, click.Command) and command.name == name
+        assert command.get_short_help_str(200) == summary
+
+
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["anonymize", "--help"]])
 def test_help_and_version_do_not_import_torch(args):
     code = ("import sys\nfrom faceveil.cli import main\n"

@@ -53,7 +53,39 @@ def _fail(message: str) -> None:
     click.echo(f"faceveil: {message}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class _LazyGroup(click.Group):
+    """Commands that live in heavier modules are imported only when run, so --help stays instant."""
+
+    lazy = {  # name: (module:command, one-line help)
+        "evaluate": ("faceveil.evaluate.command:evaluate",
+                     "Measure anonymization on a labeled face set (recognition, leak, FID, attributes)."),
+        "pack-generator-data": ("faceveil.training.generator_data:pack_command",
+                                "Pack aligned crops, attention maps and regions for training the generator."),
+        "train-generator": ("faceveil.training.generator:train_command",
+                            "Train the generator on a pack of aligned training faces."),
+        "train-attributes": ("faceveil.training.attributes:train_attributes",
+                             "Train the CelebA-40 attribute classifier used by evaluate."),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.lazy:
+            return super().get_command(ctx, name)
+        import importlib
+
+        module, attribute = self.lazy[name][0].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][1] if name in self.lazy else self.commands[name].get_short_help_str(100))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, "--version", "-V", prog_name="faceveil")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on unexpected errors.")
 @click.pass_context
