@@ -66,6 +66,12 @@ REGISTRY: dict[str, ModelSpec] = {
             "CC0 (dlib)", "RGB uint8 image + 68 landmarks",
             "dlib_models:load_face_recognizer",
         ),
+        ModelSpec(
+            "attributes", "attribute classifier (judge)", "faceveil", "weights/attributes.safetensors",
+            "trained on CelebA train identities: non-commercial research only",
+            "RGB uint8 canonical crops Nx256x256x3 (faceveil.align); 40 CelebA attributes",
+            "attributes:load",
+        ),
     ]
 }
 
