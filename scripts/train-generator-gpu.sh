@@ -13,3 +13,16 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python3 -m faceveil.training.generator --config configs/generator.json --data pack/train.npz \
   --sface pack/sface.onnx --device cuda --seconds "$seconds" --out "$out/generator.safetensors" \
   2>&1 | tee "$out/train.log" | grep -E '"step": [0-9]*000,|steps' || true
+# Generator step per face on this GPU, batch 1 (for the closing note).
+python3 - "$out/generator.safetensors" <<'PY' || true
+import sys, time, torch
+from faceveil.models.generator import load
+g = load(sys.argv[1]).cuda()
+x, m, c = torch.zeros(1, 3, 128, 128, device="cuda"), torch.ones(1, 1, 128, 128, device="cuda"), g.identity_bank[:1].float()
+with torch.inference_mode():
+    for _ in range(10): g(x, m, c)
+    torch.cuda.synchronize(); t = time.perf_counter()
+    for _ in range(100): g(x, m, c)
+    torch.cuda.synchronize()
+print(f"generator step on {torch.cuda.get_device_name()}: {(time.perf_counter() - t) * 10:.2f} ms per face (batch 1, fp32)")
+PY

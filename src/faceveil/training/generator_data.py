@@ -86,7 +86,7 @@ def pack(data: Path, split: str, out: Path, limit: int | None = None, per_identi
         flush()
     offsets = np.cumsum([0] + [len(b) for b in blobs])
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, webp=np.concatenate(blobs), offsets=offsets, attention=np.stack(maps).astype(np.uint8),
+    np.savez_compressed(out, webp=np.concatenate(blobs), offsets=offsets, attention=np.stack(maps).astype(np.uint8),
              region=np.stack(regions), identity=np.array(identities, np.int32),
              embedding=np.concatenate(embeddings), size=np.array(SIZE))
     return len(identities)
