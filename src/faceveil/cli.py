@@ -57,14 +57,14 @@ class _LazyGroup(click.Group):
     """Commands that live in heavier modules are imported only when run, so --help stays instant."""
 
     lazy = {  # name: (module:command, one-line help)
-        "evaluate": ("faceveil.evaluate.command:evaluate",
-                     "Measure anonymization on a labeled face set (recognition, leak, FID, attributes)."),
+        "evaluate": ("faceveil.evaluate.command:evaluate_command",
+                     "Measure anonymization on the labeled face set in DATA_DIR, every method side by side."),
         "pack-generator-data": ("faceveil.training.generator_data:pack_command",
                                 "Pack aligned crops, attention maps and regions for training the generator."),
         "train-generator": ("faceveil.training.generator:train_command",
                             "Train the generator on a pack of aligned training faces."),
         "train-attributes": ("faceveil.training.attributes:train_attributes",
-                             "Train the CelebA-40 attribute classifier used by evaluate."),
+                             "Train the CelebA-40 attribute classifier on CelebA train identities."),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
