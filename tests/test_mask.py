@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from PIL import Image
 
 from faceveil import Anonymizer
 from faceveil.mask import STRENGTHS, area_fraction, hole_mask, threshold_for

@@ -43,8 +43,8 @@ class FaceRecord:
 
     box: np.ndarray  # (4,) x0, y0, x1, y1 in photo pixels
     detection_score: float
-    method: str
-    threshold: float
+    method: str | None = None  # None until rendered
+    threshold: float | None = None
     landmarks: np.ndarray | None = None  # (68, 2) photo pixels
     landmark_source: str | None = None  # "dlib", or "mean face" when dlib lost a profile face
     alignment: np.ndarray | None = None  # (2, 3) photo -> crop
@@ -68,6 +68,17 @@ class Result:
     @property
     def failed_faces(self) -> int:
         return sum(f.covered for f in self.faces)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A photo through the stages that depend on neither method, strength nor seed
+    (detect, landmarks, align, saliency, region). ``Anonymizer.render`` finishes it;
+    one analysis can be rendered many ways."""
+
+    image: np.ndarray  # RGB uint8
+    faces: tuple[FaceRecord, ...]  # method, threshold and mask not set yet
+    seconds: dict[str, float]
 
 
 @contextmanager
@@ -97,14 +108,29 @@ class Anonymizer:
 
     def anonymize(self, image: str | Path | np.ndarray | object) -> Result:
         """``image``: a path, a PIL image or an RGB uint8 (H, W, 3) array."""
+        return self.render(self.analyze(image))
+
+    def analyze(self, image: str | Path | np.ndarray | object) -> Analysis:
+        """Detect every face, then landmarks, alignment, attention map and region per face."""
         rgb = load_rgb(image)
         start = time.perf_counter()
         cfg = self.config
         faces = detect.detect_faces(rgb, cfg.detect_threshold, cfg.max_detect_side)
         seconds = {"detect": time.perf_counter() - start}
-        out, records = rgb, []
-        for index, face in enumerate(faces):
-            record, filled = self._face(rgb, face, cfg.seed + index)
+        records = tuple(self._analyze_face(rgb, face) for face in faces)
+        seconds["total"] = time.perf_counter() - start
+        return Analysis(rgb, records, seconds)
+
+    def render(self, analysis: Analysis) -> Result:
+        """Mask, fill and blend every analysed face with this anonymizer's method, strength and seed."""
+        start = time.perf_counter()
+        cfg = self.config
+        out, records = analysis.image, []
+        for index, face in enumerate(analysis.faces):
+            record = replace(face, method=cfg.method, threshold=self.threshold, seconds=dict(face.seconds))
+            filled = None
+            if not record.covered:
+                record, filled = self._fill(record, cfg.seed + index)
             if filled is not None:
                 try:
                     with _stage("blend", record.seconds):
@@ -112,17 +138,16 @@ class Anonymizer:
                 except StageError as exc:
                     record = replace(record, covered=True, error=str(exc))
             if record.covered:
-                out = blend.cover(out, face.box)
+                out = blend.cover(out, record.box)
             records.append(record)
         if cfg.measure:
-            records = [_measure(rgb, out, r) for r in records]
-        seconds["total"] = time.perf_counter() - start
+            records = [_measure(analysis.image, out, r) for r in records]
+        render = time.perf_counter() - start
+        seconds = {**analysis.seconds, "render": render, "total": analysis.seconds["total"] + render}
         return Result(out, tuple(records), seconds)
 
-    def _face(self, rgb: np.ndarray, face: detect.Detection, seed: int) -> tuple[FaceRecord, np.ndarray | None]:
-        """The face's record and its filled crop (None when the face must be covered)."""
-        found: dict = dict(box=face.box, detection_score=face.score, method=self.config.method,
-                           threshold=self.threshold, seconds={})
+    def _analyze_face(self, rgb: np.ndarray, face: detect.Detection) -> FaceRecord:
+        found: dict = dict(box=face.box, detection_score=face.score, seconds={})
         seconds = found["seconds"]
         try:
             with _stage("landmarks", seconds):
@@ -131,22 +156,30 @@ class Anonymizer:
                 alignment = align.align(landmarks.five_points(found["landmarks"]))
                 found["alignment"] = alignment.matrix
                 found["crop"] = align.warp(rgb, alignment.matrix, alignment.size)
-            with _stage("saliency", seconds):
-                found["attention"] = saliency.attention_map(found["crop"][None], self.config.recognizer)[0]
-            with _stage("mask", seconds):
                 points = align.transform(alignment.matrix, found["landmarks"])
                 found["region"] = mask.region_of_interest(points, alignment.size)
-                found["hole_mask"] = mask.hole_mask(found["attention"], found["region"], self.threshold)
+            with _stage("saliency", seconds):
+                found["attention"] = saliency.attention_map(found["crop"][None], self.config.recognizer)[0]
+        except StageError as exc:
+            return FaceRecord(**found, covered=True, error=str(exc))
+        return FaceRecord(**found)
+
+    def _fill(self, record: FaceRecord, seed: int) -> tuple[FaceRecord, np.ndarray | None]:
+        """The record with its mask, and the filled crop (None when the face must be covered)."""
+        found: dict = {}
+        try:
+            with _stage("mask", record.seconds):
+                found["hole_mask"] = mask.hole_mask(record.attention, record.region, self.threshold)
                 if not found["hole_mask"].any():
                     raise StageError("mask", "the mask is empty at this threshold")
-                found["mask_area"] = mask.area_fraction(found["hole_mask"], found["region"])
-            with _stage("fill", seconds):
-                filled = self.filler(found["crop"], found["hole_mask"], seed)
-                if filled.shape != found["crop"].shape or filled.dtype != np.uint8:
+                found["mask_area"] = mask.area_fraction(found["hole_mask"], record.region)
+            with _stage("fill", record.seconds):
+                filled = self.filler(record.crop, found["hole_mask"], seed)
+                if filled.shape != record.crop.shape or filled.dtype != np.uint8:
                     raise StageError("fill", f"the filler returned {filled.shape} {filled.dtype}")
         except StageError as exc:
-            return FaceRecord(**found, covered=True, error=str(exc)), None
-        return FaceRecord(**found), filled
+            return replace(record, **found, covered=True, error=str(exc)), None
+        return replace(record, **found), filled
 
 
 def _measure(original: np.ndarray, anonymized: np.ndarray, record: FaceRecord) -> FaceRecord:

@@ -189,6 +189,13 @@ class InceptionResnetV1(nn.Module):
         return self.repeat_1
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+    def features(self, x: Tensor) -> Tensor:
+        """Pooled features [N, 1792]: the global average pool after Block8, before the bottleneck.
+
+        x as for ``forward``. The evaluation's FID-FaceNet and KID are computed on these.
+        """
         x = (x - 127.5) / 128.0  # fixed image standardisation the model was trained with
         for stem in (
             self.conv2d_1a_3x3, self.conv2d_2a_3x3, self.conv2d_2b_3x3, self.maxpool_3a_3x3,
@@ -196,8 +203,11 @@ class InceptionResnetV1(nn.Module):
         ):
             x = stem(x)
         x = self.repeat_2(self.mixed_7a(self.repeat_1(self.mixed_6a(self.repeat(x)))))
-        x = self.avgpool_1a(self.block8(x)).flatten(1)  # [N, 1792] (fails loudly unless 160x160)
-        x = self.bottleneck_bn(self.bottleneck(x))
+        return self.avgpool_1a(self.block8(x)).flatten(1)  # [N, 1792] (fails loudly unless 160x160)
+
+    def head(self, features: Tensor) -> Tensor:
+        """Pooled features [N, 1792] -> the graph's L2-normalised ``embeddings`` [N, 512]."""
+        x = self.bottleneck_bn(self.bottleneck(features))
         return x * torch.rsqrt(x.square().sum(1, keepdim=True).clamp_min(L2_EPS))
 
 

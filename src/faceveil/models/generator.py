@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -106,14 +107,12 @@ class Generator(nn.Module):
         return torch.tanh(self.head(h))
 
 
-def identity_code(bank: Tensor, seed: int, source: "np.ndarray | None" = None) -> "np.ndarray":
+def identity_code(bank: Tensor, seed: int, source: np.ndarray | None = None) -> np.ndarray:
     """A unit identity code for ``seed``: a random mix of two people from ``bank`` (K, 128).
 
     Deterministic in ``seed``. Codes too close to ``source`` (the face's own
     SFace embedding) are skipped, so the new person is never the old one.
     """
-    import numpy as np
-
     people = bank.float().numpy()
     rng = np.random.default_rng(seed)
     for _ in range(32):
