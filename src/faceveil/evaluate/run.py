@@ -244,7 +244,7 @@ def _hardware() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.python_version()}"
+    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()}, Python {platform.python_version()}"
 
 
 # --- the run --------------------------------------------------------------------------------
