@@ -14,8 +14,8 @@ import dlib
 import numpy as np
 
 from . import models
-from .align import align, invert, transform
-from .detect import Detection
+from .align import Alignment, align, invert, transform
+from .detect import Detection, detect_faces
 from .errors import StageError
 
 # The 68-point model was trained on dlib HOG boxes, which sit lower and
@@ -74,3 +74,18 @@ def face_landmarks(image: np.ndarray, face: Detection) -> tuple[np.ndarray, str]
         return landmarks68(image, face), "dlib"
     except StageError:
         return transform(invert(align(face.points).matrix), _mean_face()), "mean face"
+
+
+def locate(
+    image: np.ndarray, score_threshold: float = 0.6, max_side: int = 2048
+) -> tuple[Detection, np.ndarray, Alignment] | None:
+    """The most confident face of an RGB uint8 image: its detection, 68 landmarks and alignment.
+
+    None when no face is found. (For data preparation and judging, which need
+    one face per photo; the pipeline itself handles every face.)
+    """
+    faces = detect_faces(image, score_threshold, max_side)
+    if not faces:
+        return None
+    points, _ = face_landmarks(image, faces[0])
+    return faces[0], points, align(five_points(points))

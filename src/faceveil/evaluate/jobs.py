@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import align, detect, landmarks
-from ..errors import StageError
+from .. import landmarks
 from ..imageio import load_rgb
 from ..pipeline import Analysis, AnonymizerConfig
 from . import features, metrics, store
@@ -79,14 +78,11 @@ def _reference_of(item: dict[str, Any]) -> features.Reference | None:
 
 def locate(rgb: np.ndarray, config: AnonymizerConfig) -> features.Reference | None:
     """The reference face without the attention map (train photos): detect, landmarks, align."""
-    faces = detect.detect_faces(rgb, config.detect_threshold, config.max_detect_side)
-    if not faces:
+    found = landmarks.locate(rgb, config.detect_threshold, config.max_detect_side)
+    if found is None:
         return None
-    try:
-        points, _ = landmarks.face_landmarks(rgb, faces[0])
-    except StageError:
-        return None
-    return features.Reference(faces[0].box, points, align.align(landmarks.five_points(points)).matrix)
+    face, points, alignment = found
+    return features.Reference(face.box, points, alignment.matrix)
 
 
 def _variant(analysis: Analysis, method: str, strength: Strength, job: Job) -> tuple[Variant, float]:

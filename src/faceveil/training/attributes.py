@@ -59,16 +59,12 @@ def read_labels(celeba: Path, split: str) -> tuple[list[str], np.ndarray, np.nda
 
 def align_photo(path: Path) -> np.ndarray | None:
     """The canonical crop (256, 256, 3) uint8 of the most confident face, or None."""
-    from .. import align, detect, landmarks
+    from .. import align, landmarks
     from ..imageio import load_rgb
 
     rgb = load_rgb(path)
-    faces = detect.detect_faces(rgb)
-    if not faces:
-        return None
-    points, _ = landmarks.face_landmarks(rgb, faces[0])
-    al = align.align(landmarks.five_points(points))
-    return align.warp(rgb, al.matrix, align.CROP_SIZE)
+    found = landmarks.locate(rgb)
+    return None if found is None else align.warp(rgb, found[2].matrix, align.CROP_SIZE)
 
 
 def _worker_init() -> None:

@@ -21,15 +21,14 @@ def _aligned(path: Path):
     """(crop 256, region 256) of the main face of a photo, or None when there is none."""
     import numpy as np
 
-    from .. import align, detect, landmarks, mask
+    from .. import align, landmarks, mask
     from ..imageio import read_picture
 
     rgb = read_picture(path).rgb
-    faces = detect.detect_faces(rgb)
-    if not faces:
+    found = landmarks.locate(rgb)
+    if found is None:
         return None
-    points, _ = landmarks.face_landmarks(rgb, faces[0])
-    alignment = align.align(landmarks.five_points(points))
+    _, points, alignment = found
     crop = align.warp(rgb, alignment.matrix, alignment.size)
     region = mask.region_of_interest(align.transform(alignment.matrix, points), alignment.size)
     return np.ascontiguousarray(crop), region
