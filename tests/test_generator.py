@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import numpy as np
@@ -7,8 +8,9 @@ from click.testing import CliRunner
 from torch.nn import functional as F
 
 from faceveil import Anonymizer, models
-from faceveil.models.generator import Generator, GeneratorConfig, identity_code, load
-from faceveil.recognition import recognizer_input
+from faceveil import fill
+from faceveil.models.generator import Generator, GeneratorConfig, identity_codes, load
+from faceveil.recognition import RECOGNIZERS, embed, recognizer_input
 from faceveil.training.generator import _sface_theta, train_command
 from faceveil.training.generator_data import pack
 
@@ -57,14 +59,54 @@ def test_training_sees_faces_as_sface_does(wild_photos):
     assert float((a * b).sum()) > 0.97
 
 
+def _codes(bank, seed, source=None, n=3):
+    return list(itertools.islice(identity_codes(bank, seed, source), n))
+
+
 def test_identity_codes_follow_the_seed_and_avoid_the_source():
     bank = F.normalize(torch.randn(50, 128), dim=1)
-    a, b = identity_code(bank, 3), identity_code(bank, 3)
-    np.testing.assert_array_equal(a, b)
-    assert abs(np.linalg.norm(a) - 1) < 1e-5
-    assert not np.allclose(a, identity_code(bank, 4))
-    source = a.copy()
-    assert float(identity_code(bank, 3, source) @ source) < 0.1
+    a, b = _codes(bank, 3), _codes(bank, 3)
+    np.testing.assert_array_equal(np.stack(a), np.stack(b))
+    assert abs(np.linalg.norm(a[0]) - 1) < 1e-5
+    assert not np.allclose(a[0], a[1]) and not np.allclose(a[0], _codes(bank, 4)[0])
+    source = a[0].copy()
+    assert all(float(code @ source) < 0.1 for code in _codes(bank, 3, source, 10))
+
+
+def test_a_bank_of_one_look_alike_still_yields_codes():
+    bank = F.normalize(torch.ones(4, 128) + 0.01 * torch.randn(4, 128), dim=1)
+    source = bank[0].numpy()
+    assert len(_codes(bank, 0, source, 2)) == 2  # never loops forever
+
+
+@pytest.fixture(scope="module")
+def eval_faces(eval_pairs):
+    anonymizer = Anonymizer(strength="medium")
+    return [anonymizer.render(anonymizer.analyze(a)).faces[0] for _, a, _ in eval_pairs[:12]]
+
+
+def test_generated_faces_no_longer_match_their_source(eval_faces):
+    """The shipped generator with verification: SFace no longer calls the result the same person."""
+    crops = [f.crop for f in eval_faces]
+    filled = [fill.generate(f.crop, f.hole_mask, 0) for f in eval_faces]
+    source, result = (embed(np.stack(c), "sface") for c in (crops, filled))
+    cosine = (source * result).sum(1)
+    assert (cosine < RECOGNIZERS["sface"].threshold).all(), cosine
+
+
+def test_verification_redraws_until_the_face_is_new(eval_faces, monkeypatch):
+    face = eval_faces[0]
+    calls = []  # one per generator run
+    model = models.load("generator")
+    monkeypatch.setattr(model, "forward", lambda *a, _f=model.forward: calls.append(1) or _f(*a))
+    monkeypatch.setattr(fill, "VERIFY_COSINE", 1.0)  # the first candidate always passes
+    first = fill.generate(face.crop, face.hole_mask, 0)
+    assert len(calls) == 1
+    monkeypatch.setattr(fill, "VERIFY_COSINE", -1.0)  # none passes: all are tried, the least similar kept
+    best = fill.generate(face.crop, face.hole_mask, 0)
+    assert len(calls) == 1 + fill.VERIFY_CANDIDATES
+    source, a, b = embed(np.stack([face.crop, first, best]), "sface")
+    assert float(b @ source) <= float(a @ source)
 
 
 def test_generator_size_budget():

@@ -49,16 +49,27 @@ def inpaint(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     return cv2.inpaint(crop, hole.astype(np.uint8), radius, cv2.INPAINT_TELEA)
 
 
+# A generated face is checked by SFace against the original crop; "same person"
+# starts at cosine 0.363, so a candidate must stay clearly below it.
+VERIFY_COSINE = 0.3
+VERIFY_CANDIDATES = 4
+
+
 def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     """The trained generator: the hole becomes part of a new person, chosen by ``seed``.
 
     Runs at the generator's resolution (128); its output is upsampled into the
-    crop's hole, the rest of the crop is kept.
+    crop's hole, the rest of the crop is kept. Each candidate person is
+    verified: while SFace still finds the result too close to the original
+    (cosine >= VERIFY_COSINE), the seed's next identity is tried, up to
+    VERIFY_CANDIDATES; the least similar candidate is kept.
     """
+    import itertools
+
     import torch
 
     from . import models
-    from .models.generator import identity_code
+    from .models.generator import identity_codes
     from .recognition import embed
 
     model = models.load("generator")
@@ -68,12 +79,20 @@ def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     small_hole = cv2.resize(hole.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
     x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 127.5 - 1
     m = torch.from_numpy(small_hole)[None, None].float()
-    code = identity_code(model.identity_bank, seed, embed(crop[None], "sface")[0])
-    with torch.inference_mode():
-        y = model(x, m, torch.from_numpy(code)[None])
-    y = ((y[0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).round().astype(np.uint8)
-    up = cv2.resize(y, crop.shape[1::-1], interpolation=cv2.INTER_CUBIC)
-    return np.where(hole[..., None], up, crop)
+    source = embed(crop[None], "sface")[0]
+    best, best_cosine = crop, np.inf
+    for code in itertools.islice(identity_codes(model.identity_bank, seed, source), VERIFY_CANDIDATES):
+        with torch.inference_mode():
+            y = model(x, m, torch.from_numpy(code)[None])
+        y = ((y[0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).round().astype(np.uint8)
+        up = cv2.resize(y, crop.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+        candidate = np.where(hole[..., None], up, crop)
+        cosine = float(embed(candidate[None], "sface")[0] @ source)
+        if cosine < best_cosine:
+            best, best_cosine = candidate, cosine
+        if cosine < VERIFY_COSINE:
+            break
+    return best
 
 
 FILLERS: dict[str, Filler] = {

@@ -8,6 +8,7 @@ decoder by FiLM. Different codes give different people; one code, one person.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -107,22 +108,26 @@ class Generator(nn.Module):
         return torch.tanh(self.head(h))
 
 
-def identity_code(bank: Tensor, seed: int, source: np.ndarray | None = None) -> np.ndarray:
-    """A unit identity code for ``seed``: a random mix of two people from ``bank`` (K, 128).
+def identity_codes(bank: Tensor, seed: int, source: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Unit identity codes for ``seed``, endlessly: random mixes of two people from ``bank`` (K, 128).
 
     Deterministic in ``seed``. Codes too close to ``source`` (the face's own
-    SFace embedding) are skipped, so the new person is never the old one.
+    SFace embedding) are skipped, so the new person is never the old one; after
+    32 skips in a row the next code is taken anyway (a bank too small to avoid it).
     """
     people = bank.float().numpy()
     rng = np.random.default_rng(seed)
-    for _ in range(32):
+    skipped = 0
+    while True:
         a, b = rng.choice(len(people), 2, replace=False)
         w = rng.uniform(0.5, 1.0)
         code = w * people[a] + (1 - w) * people[b]
         code = (code / np.linalg.norm(code)).astype(np.float32)
-        if source is None or float(code @ source) < 0.1:
-            break
-    return code
+        if source is None or float(code @ source) < 0.1 or skipped == 32:
+            skipped = 0
+            yield code
+        else:
+            skipped += 1
 
 
 def config_dict(config: GeneratorConfig) -> dict[str, str]:
