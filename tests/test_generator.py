@@ -46,6 +46,25 @@ def test_tiny_training_run_writes_loadable_weights(tiny_pack, tmp_path, monkeypa
     assert len(out.with_suffix(".log.jsonl").read_text().splitlines()) == 2
 
 
+def test_fine_tuning_starts_from_given_weights(tiny_pack, tmp_path):
+    config = {"generator": {"width": 8, "blocks": 2, "bottleneck": 16}, "batch": 2, "steps": 1,
+              "disc_width": 8, "log_every": 1}
+    runs = []
+    for name, extra in (("a", {}), ("b", {"steps": 0})):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(config | extra | ({"init": str(runs[0])} if runs else {})))
+        out = tmp_path / f"{name}.safetensors"
+        result = CliRunner().invoke(train_command, ["--config", str(path), "--data", str(tiny_pack), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        runs.append(out)
+    a, b = (load(p).state_dict() for p in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # no step taken: the EMA is the starting point
+    path = tmp_path / "wrong.json"
+    path.write_text(json.dumps(config | {"init": str(runs[0]), "generator": {"width": 16}}))
+    result = CliRunner().invoke(train_command, ["--config", str(path), "--data", str(tiny_pack), "--out", str(tmp_path / "c")])
+    assert result.exit_code != 0 and "config asks for" in result.output
+
+
 def test_training_sees_faces_as_sface_does(wild_photos):
     """The differentiable resampling used in training matches the pipeline's SFace input."""
     crop = Anonymizer().anonymize(wild_photos[0]).faces[0].crop

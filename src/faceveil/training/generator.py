@@ -7,8 +7,9 @@
               + w_reg·(1 − cos(R(y), code)))             regularization toward a real identity
 
 The first ``warmup`` share of the run is plain inpainting; the identity terms
-then ramp in over the same share (curriculum). FaceNet and dlib never appear
-here: they judge the result.
+then ramp in over the same share (curriculum); with warmup 0, as when
+fine-tuning from ``init`` weights, they apply from the first step. FaceNet and
+dlib never appear here: they judge the result.
 
 Everything lives on one device: the pack is decoded once into memory and
 masks are drawn per batch from the stored attention maps, as the pipeline
@@ -38,6 +39,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..align import ARCFACE_112, CROP_SIZE, invert, template_matrix
 from ..models import load as load_model
 from ..models.generator import Generator, GeneratorConfig, config_dict
+from ..models.generator import load as load_generator
 from ..models.sface import SFace
 from ..models.sface import build_state_dict as build_sface
 
@@ -49,6 +51,8 @@ class TrainConfig:
     steps: int = 200_000  # stops at steps or seconds, whichever comes first
     seconds: float = 0.0  # wall-clock budget; 0 = steps only
     lr: float = 2e-4
+    lr_d: float = 0.0  # discriminator learning rate; 0 = lr
+    init: str = ""  # generator weights to start from (fine-tuning); "" = from scratch
     ema: float = 0.999
     threshold_low: float = 0.15  # mask thresholds drawn uniformly in [low, high]
     threshold_high: float = 0.7
@@ -220,12 +224,18 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
         x = F.grid_sample((img + 1) * 127.5, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return F.normalize(sface(x).float(), dim=1)
 
-    gen = Generator(cfg.generator).to(device)
-    gen.identity_bank = faces.bank.clone()
+    gen = Generator(cfg.generator)
+    gen.identity_bank = faces.bank.cpu().clone()  # the codes are drawn from this pack's people
+    if cfg.init:
+        start_from = load_generator(Path(cfg.init))
+        if start_from.config != cfg.generator:
+            raise click.UsageError(f"{cfg.init} is a {start_from.config}; the config asks for {cfg.generator}")
+        gen.load_state_dict(start_from.state_dict() | {"identity_bank": gen.identity_bank})
+    gen = gen.to(device)
     ema = copy.deepcopy(gen).eval().requires_grad_(False)
     disc = Discriminator(cfg.disc_width).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d or cfg.lr, betas=(0.0, 0.99))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
@@ -250,7 +260,7 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
         if cfg.seconds and elapsed >= cfg.seconds:
             break
         progress = max(step / cfg.steps, elapsed / cfg.seconds if cfg.seconds else 0.0)
-        ramp = min(max((progress - cfg.warmup) / cfg.warmup, 0.0), 1.0)
+        ramp = min(max((progress - cfg.warmup) / cfg.warmup, 0.0), 1.0) if cfg.warmup else 1.0
         x, hole, code = faces.batch(cfg.batch, cfg, rng)
         with autocast:
             y = gen(x, hole, code)
