@@ -4,13 +4,16 @@
 # so it runs from src/ and rebuilds SFace from its ONNX file carried in the pack folder:
 #   here:  faceveil pack-generator-data --out pack/train.npz
 #          cp "$(python -c 'from faceveil.models import model_path; print(model_path("sface"))')" pack/sface.onnx
-#   there: bash scripts/train-generator-gpu.sh OUT_DIR [SECONDS]
+#   there: bash scripts/train-generator-gpu.sh OUT_DIR [SECONDS] [CONFIG]
+# CONFIG defaults to configs/generator.json (from scratch); configs/generator-finetune.json
+# continues from the shipped weights.
 set -euo pipefail
 out=${1:?output folder}
 seconds=${2:-480}
+config=${3:-configs/generator.json}
 export PYTHONPATH=src PYTHONUNBUFFERED=1 FACEVEIL_CACHE=/tmp/faceveil-cache
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-python3 -m faceveil.training.generator --config configs/generator.json --data pack/train.npz \
+python3 -m faceveil.training.generator --config "$config" --data pack/train.npz \
   --sface pack/sface.onnx --device cuda --seconds "$seconds" --out "$out/generator.safetensors" \
   2>&1 | tee "$out/train.log" | grep -E '"step": [0-9]*000,|steps' || true
 # Generator step per face on this GPU, batch 1 (for the closing note).
