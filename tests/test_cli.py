@@ -414,6 +414,10 @@ def test_report_and_explain(tmp_path, photos):
         assert set(similarity) == {"sface_cosine", "facenet_cosine", "dlib_distance"}
         assert all(-1 <= similarity[k] <= 1 for k in ("sface_cosine", "facenet_cosine"))
         assert similarity["dlib_distance"] > 0
+        assert face["still_matched_by"] == ((["sface"] if similarity["sface_cosine"] >= 0.363 else [])
+                                            + (["dlib"] if similarity["dlib_distance"] < 0.6 else []))
+    warned = [i for i in data["images"] if i["faces"][0]["still_matched_by"]]
+    assert result.stderr.count("still matches the original") == len(warned)
 
 
 def test_unwritable_report_fails_in_one_line(tmp_path, photos):

@@ -9,6 +9,7 @@ from PIL import Image
 from faceveil import Anonymizer, saliency
 from faceveil.align import invert
 from faceveil.blend import FEATHER_SIGMA
+from faceveil.recognition import still_matched_by
 
 
 def _allowed(image_shape, face) -> np.ndarray:
@@ -116,6 +117,11 @@ def test_measure_reports_every_recognizer(wild_photos):
     assert set(face.similarity) == {"sface_cosine", "facenet_cosine", "dlib_distance"}
     assert -1 <= face.similarity["sface_cosine"] < 0.99
     assert face.similarity["dlib_distance"] > 0.01
+
+
+def test_still_matched_by_uses_each_recognizers_line():
+    assert still_matched_by({"sface_cosine": 0.363, "facenet_cosine": 0.9, "dlib_distance": 0.59}) == ["sface", "dlib"]
+    assert still_matched_by({"sface_cosine": 0.36, "facenet_cosine": 0.9, "dlib_distance": 0.6}) == []
 
 
 def test_wild_photos_are_found_and_anonymized(wild_photos, anonymizer):

@@ -137,6 +137,8 @@ def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed
                 for face in outcome.result.faces:
                     if face.covered:
                         _fail(f"{job.source}: a face was pixelated instead ({face.error})")
+            if outcome.result is not None:
+                _warn_still_matched(job.source, outcome.result.faces)
             outcomes.append(outcome)
     reported = True
     if report is not None:
@@ -156,6 +158,17 @@ def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed
     click.echo(f"faceveil: {len(done)} images, {faces} faces ({covered} covered), {failed} failed, "
                f"{time.perf_counter() - start:.1f} s", err=True)
     ctx.exit(0 if reported and all(o.ok for o in outcomes) else 1)
+
+
+def _warn_still_matched(source: Path, faces) -> None:
+    """With --report every face is measured: say which ones a recognizer still matches."""
+    from .recognition import still_matched_by
+
+    for index, face in enumerate(faces, 1):
+        matched = still_matched_by(face.similarity) if face.similarity else []
+        if matched:
+            _fail(f"{source}: face {index} still matches the original for {' and '.join(matched)}; "
+                  "a larger --strength hides more")
 
 
 def _guarded(ctx, work, job):

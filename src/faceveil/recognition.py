@@ -57,3 +57,15 @@ def embed_dlib(image: np.ndarray, points68: np.ndarray) -> np.ndarray:
         [dlib.point(int(round(x)), int(round(y))) for x, y in points68],
     )
     return np.array(models.load("dlib_resnet").compute_face_descriptor(np.ascontiguousarray(image), shape))
+
+
+def still_matched_by(similarity: dict[str, float]) -> list[str]:
+    """Recognizers that still call the face before and after the same person, from a
+    FaceRecord's ``similarity``: SFace at cosine 0.363 or more, dlib at distance under
+    0.6 (their published lines; FaceNet has none, so it is reported but never judged here)."""
+    matched = []
+    if similarity.get("sface_cosine", -1.0) >= RECOGNIZERS["sface"].threshold:
+        matched.append("sface")
+    if similarity.get("dlib_distance", np.inf) < DLIB_THRESHOLD:
+        matched.append("dlib")
+    return matched

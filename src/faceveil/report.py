@@ -9,6 +9,7 @@ from . import __version__
 from .batch import Outcome
 from .imageio import write_atomic
 from .pipeline import FaceRecord
+from .recognition import still_matched_by
 
 
 def _face(face: FaceRecord) -> dict:
@@ -22,6 +23,7 @@ def _face(face: FaceRecord) -> dict:
         "covered": face.covered,
         "error": face.error,
         "similarity": None if face.similarity is None else {k: round(v, 4) for k, v in face.similarity.items()},
+        "still_matched_by": None if face.similarity is None else still_matched_by(face.similarity),
         "seconds": {k: round(v, 4) for k, v in face.seconds.items()},
     }
 
@@ -40,6 +42,7 @@ def write_report(path: Path, outcomes: list[Outcome], options: dict) -> None:
     """Write the report atomically; raises OutputError when it cannot be written.
 
     Similarity keys: sface_cosine, facenet_cosine (same person above 0.363 for SFace),
-    dlib_distance (same person below 0.6)."""
+    dlib_distance (same person below 0.6); still_matched_by names the recognizers
+    past their line."""
     report = {"faceveil": __version__, "options": options, "images": [_image(o) for o in outcomes]}
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode(), overwrite=True)
