@@ -58,7 +58,8 @@ VERIFY_CANDIDATES = 4
 def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     """The trained generator: the hole becomes part of a new person, chosen by ``seed``.
 
-    Runs at the generator's resolution (128); its output is upsampled into the
+    Runs at the generator's resolution (128); its output is made to meet the
+    face at the hole's border (``blend.seamless``) and upsampled into the
     crop's hole, the rest of the crop is kept. Each candidate person is
     verified: while SFace still finds the result too close to the original
     (cosine >= VERIFY_COSINE), the seed's next identity is tried, up to
@@ -69,6 +70,7 @@ def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     import torch
 
     from . import models
+    from .blend import seamless
     from .models.generator import identity_codes
     from .recognition import embed
 
@@ -84,8 +86,8 @@ def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     for code in itertools.islice(identity_codes(model.identity_bank, seed, source), VERIFY_CANDIDATES):
         with torch.inference_mode():
             y = model(x, m, torch.from_numpy(code)[None])
-        y = ((y[0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).round().astype(np.uint8)
-        up = cv2.resize(y, crop.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+        y = seamless((y[0].permute(1, 2, 0).numpy() + 1) * 127.5, small, small_hole)
+        up = cv2.resize(y.clip(0, 255).round().astype(np.uint8), crop.shape[1::-1], interpolation=cv2.INTER_CUBIC)
         candidate = np.where(hole[..., None], up, crop)
         cosine = float(embed(candidate[None], "sface")[0] @ source)
         if cosine < best_cosine:
