@@ -4,7 +4,8 @@
 
 "generator step" is the network's forward pass alone. "generate fill" is what
 the filler does per face: resizing, the SFace embedding of the face, then per
-candidate person one generator step and one SFace check (fill.VERIFY_*), on
+candidate person one generator step, the Poisson blend (blend.seamless) and
+one SFace check (fill.VERIFY_*), on
 ``--faces`` CelebA eval faces per strength; it reports how many candidates
 the check needed on average.
 """
