@@ -37,3 +37,4 @@ def test_an_edge_of_the_photo_does_not_bleed_into_the_hole():
 def test_nothing_to_blend():
     fill = np.zeros((8, 8, 3), np.float32)
     assert seamless(fill, fill + 1, np.zeros((8, 8), bool)) is fill
+    np.testing.assert_array_equal(seamless(fill, fill + 1, np.ones((8, 8), bool)), fill)  # no border to meet

@@ -93,6 +93,8 @@ def _poisson(fill: np.ndarray, image: np.ndarray, hole: np.ndarray, edge: float,
     h = hole.astype(np.float32)[..., None]
     inside = _neighbours(h[..., 0])[..., None]  # hole neighbours of each pixel
     border = (inside[..., 0] > 0) & ~hole
+    if not border.any():  # a hole over the whole image: nothing to meet
+        return fill
     near = _neighbours(fill * h) / np.maximum(inside, 1)  # the fill next to each border pixel
     d = np.abs(image - near).mean(2, keepdims=True)
     weight = np.where(border[..., None], np.maximum(np.exp(-(d / edge) ** 2), 0.02), 0).astype(np.float32)
