@@ -7,8 +7,10 @@ import math
 import cv2
 import numpy as np
 
-SFACE_THRESHOLD = 0.363  # cosine, same person at or above (OpenCV's FaceRecognizerSF)
-DLIB_THRESHOLD = 0.6  # L2 distance, same person below (dlib)
+from ..recognition import DLIB_THRESHOLD, RECOGNIZERS
+
+SFACE_THRESHOLD = RECOGNIZERS["sface"].threshold  # cosine, same person at or above (OpenCV's FaceRecognizerSF)
+# DLIB_THRESHOLD: L2 distance, same person below (dlib). One definition of each, in recognition.py.
 KID_SUBSET_SIZE = 1000
 KID_SUBSETS = 100
 SSIM_SIGMA = 1.5

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .metrics import DLIB_THRESHOLD, SFACE_THRESHOLD
+
 # The seed paper's Table II (docs/design.md), measured by the paper with its own recognizers
 # (SE-ResNet50, FaceNet), Inception FID and a ResNet50 attribute classifier on its own data.
 PAPER = [
@@ -56,7 +58,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"- Wall time: {d['wall_seconds'] / 60:.1f} min ({d['wall_seconds']:.0f} s) on {d['hardware']}, "
         f"{d['workers']} worker process(es); {d['pipeline_runs']} pipeline runs (the rest read from the cache).",
         f"- Masks from {d['saliency_recognizer']} Grad-CAM, seed {d['seed']}.",
-        f"- Thresholds: SFace cosine >= 0.363; dlib L2 < 0.6; FaceNet cosine > {results['facenet_threshold']} "
+        f"- Thresholds: SFace cosine >= {SFACE_THRESHOLD}; dlib L2 < {DLIB_THRESHOLD}; "
+        f"FaceNet cosine > {results['facenet_threshold']} "
         f"({_calibration(cal)}).",
         f"- {results['fid_network']}",
         f"- Mask consistency (medium masks, aligned): IoU {_num(iou['same'], 3)} for two photos of one person, "
