@@ -6,7 +6,7 @@ import csv
 import os
 from pathlib import Path
 
-DATA = Path(os.environ.get("FACEVEIL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("ANON_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def eval_photos(count: int) -> list[Path]:

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from _data import eval_photos
-from faceveil import Anonymizer, models
-from faceveil.fill import generate
-from faceveil.mask import STRENGTHS, hole_mask
+from anon_plugin import Anonymizer
+from anon_plugin.inference import registry
+from anon_plugin.inference.fill import generate
+from anon_plugin.inference.mask import STRENGTHS, hole_mask
 
 
 def _median_ms(fn, runs: int) -> float:
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--faces", type=int, default=60)
     args = parser.parse_args()
-    model = models.load("generator")
+    model = registry.load("generator")
     size = model.config.size
     x, m = torch.zeros(1, 3, size, size), torch.zeros(1, 1, size, size)
     code = model.identity_bank[:1].float()

@@ -10,8 +10,8 @@ import argparse
 import numpy as np
 
 from _data import eval_photos
-from faceveil import Anonymizer
-from faceveil.mask import STRENGTHS, area_fraction, hole_mask
+from anon_plugin import Anonymizer
+from anon_plugin.inference.mask import STRENGTHS, area_fraction, hole_mask
 
 THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 

@@ -14,8 +14,8 @@ import csv
 import numpy as np
 
 from _data import DATA
-from faceveil import Anonymizer
-from faceveil.mask import iou
+from anon_plugin import Anonymizer
+from anon_plugin.inference.mask import iou
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from _data import DATA
-from faceveil import Anonymizer
-from faceveil.imageio import read_picture
+from anon_plugin import Anonymizer
+from anon_plugin.imageio import read_picture
 
 STAGES = ("landmarks", "align", "saliency", "mask", "fill", "blend")
 

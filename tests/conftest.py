@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _data_root() -> Path:
-    env = os.environ.get("FACEVEIL_DATA")
+    env = os.environ.get("ANON_TEST_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
@@ -20,7 +20,7 @@ def _data_root() -> Path:
 def data_root() -> Path:
     root = _data_root()
     if not (root / "celeba" / "labels.csv").is_file():
-        pytest.fail(f"face data not found at {root} (set FACEVEIL_DATA)")
+        pytest.fail(f"face data not found at {root} (set ANON_TEST_DATA)")
     return root
 
 

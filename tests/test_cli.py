@@ -1,4 +1,4 @@
-"""The ``faceveil`` command end to end, on real photos and real models.
+"""The ``anon-plugin`` command end to end, on real photos and real models.
 
 Most runs use click's CliRunner in-process (models load once); subprocesses
 only where the process itself matters (imports, the installed entry point).
@@ -21,14 +21,14 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import ExifTags, Image, ImageCms
 
-from faceveil import __version__, imageio
-from faceveil.cli import METHODS, RECOGNIZERS, STRENGTHS, main
-from faceveil.detect import detect_faces
+from anon_plugin import __version__, imageio
+from anon_plugin.cli import METHODS, RECOGNIZERS, STRENGTHS, main
+from anon_plugin.inference.detect import detect_faces
 
 PHOTO = "000486.jpg"  # 403x500, one frontal face
 SMALL = "003817.jpg"  # 195x260, one face
 TALL = "000825.jpg"  # 630x876; below row 500 there is no face
-SUMMARY = re.compile(r"^faceveil: (\d+) images, (\d+) faces \((\d+) covered\), (\d+) failed, [\d.]+ s$", re.M)
+SUMMARY = re.compile(r"^anon-plugin: (\d+) images, (\d+) faces \((\d+) covered\), (\d+) failed, [\d.]+ s$", re.M)
 GPS = {ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (48.0, 51.0, 24.0),
        ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: (2.0, 21.0, 7.0)}
 XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
@@ -261,7 +261,7 @@ def assert_one_line_errors(result: Result, names: list[str]) -> None:
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = [line for line in result.stderr.splitlines() if line and line != "anonymizing"]
-    assert all(line.startswith("faceveil: ") for line in lines), lines
+    assert all(line.startswith("anon-plugin: ") for line in lines), lines
     for name in names:
         assert sum(name in line for line in lines) == 1, (name, lines)
 
@@ -284,7 +284,7 @@ def test_bad_inputs_fail_alone_with_one_line_each(tmp_path, photos):
     assert result.exit_code == 1
     assert_one_line_errors(result, list(reasons))
     for name, reason in reasons.items():
-        assert re.search(f"^faceveil: .*{re.escape(name)}: .*{reason}", result.stderr, re.M), name
+        assert re.search(f"^anon-plugin: .*{re.escape(name)}: .*{reason}", result.stderr, re.M), name
     assert summary(result) == (1, 1, 0, 6)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.jpg"]  # no *.part, nothing half-written
     assert Image.open(tmp_path / "out" / "good.jpg").size == Image.open(photos[SMALL]).size
@@ -448,7 +448,7 @@ def test_failed_saliency_pixelates_the_face(tmp_path, photos, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("attention exploded")
 
-    monkeypatch.setattr("faceveil.saliency.attention_map", broken)
+    monkeypatch.setattr("anon_plugin.inference.saliency.attention_map", broken)
     report = tmp_path / "report.json"
     result = run("anonymize", photos[PHOTO], "-o", tmp_path / "out", "--report", report)
 
@@ -468,11 +468,11 @@ def test_failed_saliency_pixelates_the_face(tmp_path, photos, monkeypatch):
 
 
 def test_choices_match_the_registries():
-    from faceveil import fill, mask, models
+    from anon_plugin.inference import fill, mask, registry
 
     assert METHODS == tuple(fill.FILLERS)
     assert STRENGTHS == tuple(mask.STRENGTHS)
-    assert RECOGNIZERS == models.SALIENCY
+    assert RECOGNIZERS == registry.SALIENCY
 
 
 def test_every_lazy_command_loads_with_its_listed_help():
@@ -487,7 +487,7 @@ def test_every_lazy_command_loads_with_its_listed_help():
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["anonymize", "--help"]])
 def test_help_and_version_do_not_import_torch(args):
-    code = ("import sys\nfrom faceveil.cli import main\n"
+    code = ("import sys\nfrom anon_plugin.cli import main\n"
             f"try:\n    main({args!r})\nexcept SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
             "heavy = sorted({'torch', 'cv2', 'dlib', 'onnx'} & set(sys.modules))\n"
             "assert not heavy, heavy\n")
@@ -498,8 +498,8 @@ def test_help_and_version_do_not_import_torch(args):
 
 @pytest.mark.slow  # a fresh process loads every model
 def test_installed_command_end_to_end(tmp_path, photos):
-    faceveil = Path(sys.executable).with_name("faceveil")
-    done = subprocess.run([str(faceveil), "anonymize", str(photos[SMALL]), "-o", str(tmp_path / "out")],
+    command = Path(sys.executable).with_name("anon-plugin")
+    done = subprocess.run([str(command), "anonymize", str(photos[SMALL]), "-o", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert SUMMARY.search(done.stderr).groups() == ("1", "1", "0", "0")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
-from faceveil import imageio
-from faceveil.errors import InputError, OutputError
-from faceveil.imageio import encode, read_picture, write_atomic
+from anon_plugin import imageio
+from anon_plugin.errors import InputError, OutputError
+from anon_plugin.imageio import encode, read_picture, write_atomic
 
 PHOTO = "000486.jpg"  # 403x500, one frontal face
 

@@ -7,7 +7,7 @@ import sys
 
 from click.testing import CliRunner
 
-from faceveil.evaluate.command import evaluate_command
+from anon_plugin.evaluate.command import evaluate_command
 
 OPTIONS = ("--split", "--identities", "--probes", "--methods", "--strengths", "--recognizer", "--seed", "--out")
 
@@ -19,7 +19,7 @@ def test_help_lists_every_option_with_its_default():
         assert option in result.output
     text = " ".join(result.output.split())
     for default in ("[default: 3", "[default: small,medium,large]", "[default: sface]", "[default: 0]",
-                    "every method in faceveil.fill.FILLERS", "[default: (all)"):
+                    "every method in anon_plugin.inference.fill.FILLERS", "[default: (all)"):
         assert default in text, default
 
 
@@ -42,7 +42,7 @@ def test_bad_labels_exit_1_with_one_line(tmp_path):
 
 
 def test_importing_the_command_loads_no_heavy_module():
-    code = ("import sys; import faceveil.evaluate.command; "
+    code = ("import sys; import anon_plugin.evaluate.command; "
             "print(sorted(m for m in ('torch', 'cv2', 'dlib', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

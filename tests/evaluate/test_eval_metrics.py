@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from faceveil.evaluate import metrics
+from anon_plugin.evaluate import metrics
 
 
 def _fid_reference(x: np.ndarray, y: np.ndarray) -> float:

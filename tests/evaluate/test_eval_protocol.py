@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from faceveil.evaluate.protocol import ProtocolError, identity_order, read_labels, select
+from anon_plugin.evaluate.protocol import ProtocolError, identity_order, read_labels, select
 
 
 def _labels(tmp_path, text: str):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceveil import fill
-from faceveil.evaluate import calibrate, features
-from faceveil.evaluate.run import Settings, evaluate
+from anon_plugin.inference import fill
+from anon_plugin.evaluate import calibrate, features
+from anon_plugin.evaluate.run import Settings, evaluate
 
 ROW_KEYS = {"method", "strength", "n_probes", "recognition_rate", "leak_rate", "fid", "kid", "ssim", "psnr",
             "changed_area", "attribute_rate", "detection_rate", "seconds_per_face", "failures"}

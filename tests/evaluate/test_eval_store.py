@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceveil.evaluate import store
+from anon_plugin.evaluate import store
 
 
 def test_patch_rebuilds_the_output_exactly():

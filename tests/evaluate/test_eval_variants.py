@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceveil import fill
-from faceveil.evaluate.variants import Strength, analyze, anonymize, render, same_output
-from faceveil.imageio import load_rgb
-from faceveil.pipeline import AnonymizerConfig
+from anon_plugin.inference import fill
+from anon_plugin.evaluate.variants import Strength, analyze, anonymize, render, same_output
+from anon_plugin.imageio import load_rgb
+from anon_plugin.inference.pipeline import AnonymizerConfig
 
 STRENGTHS = ("small", "medium", "large", "0", "0.95")
 

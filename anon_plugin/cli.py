@@ -1,0 +1,217 @@
+"""The ``anon-plugin`` command: a thin layer over the library.
+
+Heavy modules (torch, OpenCV, dlib) are imported inside the commands, so
+``anon-plugin --help`` and ``--version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+METHODS = ("blur", "pixelate", "solid", "inpaint", "generate")  # inference.fill.FILLERS; checked in tests
+STRENGTHS = ("small", "medium", "large")  # inference.mask.STRENGTHS
+RECOGNIZERS = ("sface", "facenet", "ensemble")  # inference.registry.SALIENCY
+
+
+def _pipeline_options(command):
+    """Options shared by every command that runs the pipeline."""
+    options = [
+        click.option("--method", "-m", type=click.Choice(METHODS), default="inpaint", show_default=True,
+                     help="How the masked region is filled."),
+        click.option("--strength", "-s", type=click.Choice(STRENGTHS), default="medium", show_default=True,
+                     help="Mask size preset (attention-map thresholds 0.6 / 0.4 / 0.2)."),
+        click.option("--threshold", "-t", type=click.FloatRange(0.0, 1.0), default=None,
+                     help="Attention-map threshold in [0, 1], overrides --strength; higher = smaller mask."),
+        click.option("--recognizer", "-r", type=click.Choice(RECOGNIZERS), default="sface", show_default=True,
+                     help="Face recognizer whose Grad-CAM map decides the mask."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed for generative fills (same seed, same output)."),
+        click.option("--detect-threshold", type=click.FloatRange(0.0, 1.0), default=0.6, show_default=True,
+                     help="Minimum detector confidence for a face (lower finds more faces)."),
+        click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True,
+                     help="Refuse images with more pixels than this (decompression bombs)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold, measure=False):
+    from .inference.pipeline import Anonymizer
+
+    return Anonymizer(method=method, strength=strength, threshold=threshold, recognizer=recognizer,
+                      seed=seed, detect_threshold=detect_threshold, measure=measure)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"anon-plugin: {message}", err=True)
+
+
+class _LazyGroup(click.Group):
+    """Commands that live in heavier modules are imported only when run, so --help stays instant."""
+
+    lazy = {  # name: (module:command, one-line help)
+        "evaluate": ("anon_plugin.evaluate.command:evaluate_command",
+                     "Measure anonymization on the labeled face set in DATA_DIR, every method side by side."),
+        "pack-generator-data": ("anon_plugin.training.generator_data:pack_command",
+                                "Pack aligned crops, attention maps and regions for training the generator."),
+        "train-generator": ("anon_plugin.training.generator:train_command",
+                            "Train the generator on a pack of aligned training faces."),
+        "train-attributes": ("anon_plugin.training.attributes:train_attributes",
+                             "Train the CelebA-40 attribute classifier on CelebA train identities."),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.lazy:
+            return super().get_command(ctx, name)
+        import importlib
+
+        module, attribute = self.lazy[name][0].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][1] if name in self.lazy else self.commands[name].get_short_help_str(100))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, "--version", "-V", prog_name="anon-plugin")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on unexpected errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Anonymize faces in photos: only the identity-relevant region of each face is regenerated.
+
+    Runs offline; every model ships inside the installed packages.
+    """
+    ctx.obj = {"debug": debug}
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--output", "-o", "outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder; mirrors the input tree (same names, formats and sizes).")
+@_pipeline_options
+@click.option("--explain", is_flag=True, help="Also write NAME.explain.png: crop | attention map | mask | result.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a JSON report (faces, masks, before/after similarity per recognizer).")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--keep-metadata", is_flag=True,
+              help="Keep EXIF (GPS included), XMP and comments. Default: dropped. EXIF thumbnails are always dropped.")
+@click.pass_context
+def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed, detect_threshold, max_pixels,
+              explain, report, overwrite, keep_metadata):
+    """Anonymize every face in INPUTS (files or folders, recursively) into the --output folder.
+
+    Exit code 0: all done; 1: some inputs failed or some face had to be
+    covered by pixelation; 2: usage error.
+    """
+    start = time.perf_counter()
+    from .files import plan, process
+
+    jobs, outcomes = plan(list(inputs), outdir, overwrite, explain)
+    for refused in outcomes:
+        _fail(f"{refused.job.source}: {refused.error}")
+    anonymizer = _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold,
+                             measure=report is not None)
+    with click.progressbar(jobs, label="anonymizing", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda j: j.source.name if j else None,
+                           hidden=len(jobs) < 2) as bar:
+        for job in bar:
+            outcome = _guarded(ctx, lambda: process(job, anonymizer, max_pixels=max_pixels,
+                                                    keep_metadata=keep_metadata, explain=explain,
+                                                    overwrite=overwrite), job)
+            if outcome.error:
+                _fail(f"{job.source}: {outcome.error}")
+            elif not outcome.ok:
+                for face in outcome.result.faces:
+                    if face.covered:
+                        _fail(f"{job.source}: a face was pixelated instead ({face.error})")
+            if outcome.result is not None:
+                _warn_still_matched(job.source, outcome.result.faces)
+            outcomes.append(outcome)
+    reported = True
+    if report is not None:
+        from .errors import OutputError
+        from .report import write_report
+
+        try:
+            write_report(report, outcomes, {"method": method, "strength": strength, "threshold": anonymizer.threshold,
+                                            "recognizer": recognizer, "seed": seed, "keep_metadata": keep_metadata})
+        except OutputError as exc:
+            _fail(f"report: {exc}")
+            reported = False
+    done = [o for o in outcomes if o.result is not None]
+    faces = sum(len(o.result.faces) for o in done)
+    covered = sum(o.result.failed_faces for o in done)
+    failed = sum(o.error is not None for o in outcomes)
+    click.echo(f"anon-plugin: {len(done)} images, {faces} faces ({covered} covered), {failed} failed, "
+               f"{time.perf_counter() - start:.1f} s", err=True)
+    ctx.exit(0 if reported and all(o.ok for o in outcomes) else 1)
+
+
+def _warn_still_matched(source: Path, faces) -> None:
+    """With --report every face is measured: say which ones a recognizer still matches."""
+    from .inference.recognition import still_matched_by
+
+    for index, face in enumerate(faces, 1):
+        matched = still_matched_by(face.similarity) if face.similarity else []
+        if matched:
+            _fail(f"{source}: face {index} still matches the original for {' and '.join(matched)}; "
+                  "a larger --strength hides more")
+
+
+def _guarded(ctx, work, job):
+    """Run one file's work; an unexpected error fails that file, not the run."""
+    from .files import Outcome
+
+    try:
+        return work()
+    except Exception as exc:
+        if ctx.obj["debug"]:
+            raise
+        return Outcome(job, error=_unexpected(exc))
+
+
+def _unexpected(exc: Exception) -> str:
+    return f"unexpected {type(exc).__name__}: {exc} (rerun with --debug)".splitlines()[0]
+
+
+@main.command("explain")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--output", "-o", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the PNG.")
+@_pipeline_options
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.pass_context
+def explain_command(ctx, image, out, method, strength, threshold, recognizer, seed, detect_threshold, max_pixels,
+                    overwrite):
+    """Write the explain picture of IMAGE: per face, crop | ID attention map | mask | result."""
+    from .errors import AnonPluginError
+    from .inference.explain import explain_picture
+    from .imageio import png_bytes, read_picture, write_atomic
+
+    try:
+        picture = read_picture(image, max_pixels)
+        result = _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold).anonymize(picture.rgb)
+        write_atomic(out, png_bytes(explain_picture(result.faces, result.image)), overwrite)
+    except AnonPluginError as exc:
+        _fail(f"{image}: {exc}")
+        ctx.exit(1)
+    except Exception as exc:
+        if ctx.obj["debug"]:
+            raise
+        _fail(f"{image}: {_unexpected(exc)}")
+        ctx.exit(1)
+    click.echo(f"anon-plugin: {len(result.faces)} faces, explain picture in {out}", err=True)
+    ctx.exit(1 if result.failed_faces else 0)

@@ -1,0 +1,48 @@
+"""The JSON report: per image and per face, what was done and how well it hides the person."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import __version__
+from .files import Outcome
+from .imageio import write_atomic
+from .inference.pipeline import FaceRecord
+from .inference.recognition import still_matched_by
+
+
+def _face(face: FaceRecord) -> dict:
+    return {
+        "box": [round(float(v), 1) for v in face.box],
+        "detection_score": round(face.detection_score, 4),
+        "landmarks": face.landmark_source,
+        "method": face.method,
+        "threshold": face.threshold,
+        "mask_area": None if face.mask_area is None else round(face.mask_area, 4),
+        "covered": face.covered,
+        "error": face.error,
+        "similarity": None if face.similarity is None else {k: round(v, 4) for k, v in face.similarity.items()},
+        "still_matched_by": None if face.similarity is None else still_matched_by(face.similarity),
+        "seconds": {k: round(v, 4) for k, v in face.seconds.items()},
+    }
+
+
+def _image(outcome: Outcome) -> dict:
+    entry = {"input": str(outcome.job.source), "output": str(outcome.job.target),
+             "status": "ok" if outcome.ok else ("failed" if outcome.error else "faces covered"),
+             "error": outcome.error, "seconds": round(outcome.seconds, 4)}
+    if outcome.result is not None:
+        h, w = outcome.result.image.shape[:2]
+        entry |= {"width": w, "height": h, "faces": [_face(f) for f in outcome.result.faces]}
+    return entry
+
+
+def write_report(path: Path, outcomes: list[Outcome], options: dict) -> None:
+    """Write the report atomically; raises OutputError when it cannot be written.
+
+    Similarity keys: sface_cosine, facenet_cosine (same person above 0.363 for SFace),
+    dlib_distance (same person below 0.6); still_matched_by names the recognizers
+    past their line."""
+    report = {"anon_plugin": __version__, "options": options, "images": [_image(o) for o in outcomes]}
+    write_atomic(path, (json.dumps(report, indent=2) + "\n").encode(), overwrite=True)
