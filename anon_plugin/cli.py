@@ -87,14 +87,17 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, "--version", "-V", prog_name="anon-plugin")
+@click.option("--config", "-c", "config", type=click.Path(dir_okay=False, path_type=Path), envvar="ANON_CONFIG",
+              default=None, help="Settings file (TOML); ANON_* variables override it. [env: ANON_CONFIG]")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on unexpected errors.")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
-    """Anonymize faces in photos: only the identity-relevant region of each face is regenerated.
+def main(ctx: click.Context, config: Path | None, debug: bool) -> None:
+    """Privacy plugin for self-hosted photo servers: public copies of shared albums in which
+    no face can be recognized, and the engine's own commands.
 
     Runs offline; every model ships inside the installed packages.
     """
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug, "config": config}
 
 
 @main.command()
