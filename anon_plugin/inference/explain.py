@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from .align import CROP_SIZE, warp
-from .pipeline import FaceRecord
+from .records import FaceRecord
 
 COLUMNS = ("aligned crop", "ID attention map", "mask", "result")
 _LABEL_HEIGHT = 22

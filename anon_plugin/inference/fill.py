@@ -9,7 +9,7 @@ its pixels under the hole are used. Methods are looked up by name in FILLERS.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -58,15 +58,25 @@ VERIFY_CANDIDATES = 4
 def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     """The trained generator: the hole becomes part of a new person, chosen by ``seed``.
 
+    One face of ``generate_many``, on the CPU.
+    """
+    return generate_many(crop[None], hole[None], [seed])[0]
+
+
+def generate_many(
+    crops: np.ndarray, holes: np.ndarray, seeds: Sequence[int], device: str = "cpu"
+) -> np.ndarray:
+    """``generate`` for N faces at once, each network pass over all N on ``device``.
+
+    crops (N, S, S, 3) uint8 RGB, holes (N, S, S) bool -> (N, S, S, 3) uint8.
     Runs at the generator's resolution (128); its output is made to meet the
     face at the hole's border (``blend.seamless``) and upsampled into the
     crop's hole, the rest of the crop is kept. Each candidate person is
-    verified: while SFace still finds the result too close to the original
-    (cosine >= VERIFY_COSINE), the seed's next identity is tried, up to
-    VERIFY_CANDIDATES; the least similar candidate is kept.
+    verified: while SFace still finds a face too close to its original
+    (cosine >= VERIFY_COSINE), that face's seed gives its next identity, up
+    to VERIFY_CANDIDATES; the least similar candidate is kept. Each face's
+    candidates depend on its own seed only, not on the others in the batch.
     """
-    import itertools
-
     import torch
 
     from . import registry
@@ -74,25 +84,36 @@ def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     from .networks.generator import identity_codes
     from .recognition import embed
 
-    model = registry.load("generator")
+    model = registry.load("generator", device)
     size = model.config.size
-    small = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    small = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
     # Any pixel the hole touches is regenerated: the small hole covers the large one.
-    small_hole = cv2.resize(hole.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
-    x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 127.5 - 1
-    m = torch.from_numpy(small_hole)[None, None].float()
-    source = embed(crop[None], "sface")[0]
-    best, best_cosine = crop, np.inf
-    for code in itertools.islice(identity_codes(model.identity_bank, seed, source), VERIFY_CANDIDATES):
+    small_holes = np.stack([cv2.resize(h.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA) > 0
+                            for h in holes])
+    x = torch.from_numpy(small).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1
+    m = torch.from_numpy(small_holes)[:, None].float().to(device)
+    sources = embed(crops, "sface", device)
+    bank = model.identity_bank.cpu()
+    codes = [identity_codes(bank, seed, source) for seed, source in zip(seeds, sources)]
+    best = crops.copy()
+    best_cosine = np.full(len(crops), np.inf)
+    pending = np.arange(len(crops))
+    for _ in range(VERIFY_CANDIDATES):
+        z = torch.from_numpy(np.stack([next(codes[i]) for i in pending])).to(device)
         with torch.inference_mode():
-            y = model(x, m, torch.from_numpy(code)[None])
-        y = seamless((y[0].permute(1, 2, 0).numpy() + 1) * 127.5, small, small_hole)
-        up = cv2.resize(y.clip(0, 255).round().astype(np.uint8), crop.shape[1::-1], interpolation=cv2.INTER_CUBIC)
-        candidate = np.where(hole[..., None], up, crop)
-        cosine = float(embed(candidate[None], "sface")[0] @ source)
-        if cosine < best_cosine:
-            best, best_cosine = candidate, cosine
-        if cosine < VERIFY_COSINE:
+            y = model(x[pending], m[pending], z).permute(0, 2, 3, 1).cpu().numpy()
+        candidates = np.empty((len(pending), *crops.shape[1:]), np.uint8)
+        for k, i in enumerate(pending):
+            blended = seamless((y[k] + 1) * 127.5, small[i], small_holes[i])
+            up = cv2.resize(blended.clip(0, 255).round().astype(np.uint8), crops.shape[2:0:-1],
+                            interpolation=cv2.INTER_CUBIC)
+            candidates[k] = np.where(holes[i][..., None], up, crops[i])
+        cosines = (embed(candidates, "sface", device) * sources[pending]).sum(1)
+        better = cosines < best_cosine[pending]
+        best[pending[better]] = candidates[better]
+        best_cosine[pending[better]] = cosines[better]
+        pending = pending[cosines >= VERIFY_COSINE]
+        if not len(pending):
             break
     return best
 
@@ -101,6 +122,16 @@ FILLERS: dict[str, Filler] = {
     "blur": blur, "pixelate": pixelate, "solid": solid, "inpaint": inpaint, "generate": generate,
 }
 DEFAULT_METHOD = "inpaint"
+
+
+def fill_many(
+    name: str, crops: np.ndarray, holes: np.ndarray, seeds: Sequence[int], device: str = "cpu"
+) -> np.ndarray:
+    """Fill N faces with method ``name``: the generator in one batch on ``device``, the others one by one."""
+    if name == "generate":
+        return generate_many(crops, holes, seeds, device)
+    fill = filler(name)
+    return np.stack([fill(c, h, s) for c, h, s in zip(crops, holes, seeds)])
 
 
 def filler(name: str) -> Filler:

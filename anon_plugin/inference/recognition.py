@@ -42,10 +42,10 @@ def recognizer_input(crops: np.ndarray, name: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed(crops: np.ndarray, name: str) -> np.ndarray:
+def embed(crops: np.ndarray, name: str, device: str = "cpu") -> np.ndarray:
     """Unit-length embeddings (N, D) of canonical crops (N, CROP_SIZE, CROP_SIZE, 3) uint8 RGB."""
-    e = registry.load(name)(recognizer_input(crops, name))
-    return torch.nn.functional.normalize(e, dim=1).numpy()
+    e = registry.load(name, device)(recognizer_input(crops, name).to(device))
+    return torch.nn.functional.normalize(e, dim=1).cpu().numpy()
 
 
 def embed_dlib(image: np.ndarray, points68: np.ndarray) -> np.ndarray:

@@ -123,10 +123,27 @@ def verified_path(name: str) -> Path:
     return path
 
 
-@functools.cache
-def load(name: str) -> Any:
-    """Build the model ``name`` once per process, from its verified file."""
+def build(name: str) -> Any:
+    """A new model ``name`` built from its verified file, on the CPU (``load`` caches it)."""
     path = verified_path(name)
     module_name, function = LOADERS[name].split(":")
     module = importlib.import_module(f"{__package__}.networks.{module_name}")
     return getattr(module, function)(path)
+
+
+def load(name: str, device: str = "cpu") -> Any:
+    """The model ``name`` on ``device``, built once per process and device.
+
+    ``device`` (``cpu`` or ``cuda:N``, see ``device.resolve``) applies to torch
+    modules; a GPU copy is made from the CPU one, which stays as it is.
+    """
+    return _loaded(name, device)
+
+
+@functools.cache
+def _loaded(name: str, device: str) -> Any:
+    if device == "cpu":
+        return build(name)
+    import copy
+
+    return copy.deepcopy(_loaded(name, "cpu")).to(device)

@@ -3,8 +3,10 @@
 Two adaptations, both measured:
 - The recognizers embed faces rather than classify them, so the class score
   becomes the projection of the face's embedding onto its own embedding, held
-  fixed. (Cosine to a detached copy of itself has zero gradient: it sits at
-  its maximum.)
+  fixed, taken before any L2 normalisation. (Cosine to a detached copy of
+  itself has zero gradient: it sits at its maximum. So does the projection
+  of an already normalised embedding: FaceNet's maps were rounding noise,
+  around 1e-9, until it used ``raw_embedding``.)
 - SFace has no global pooling: its last layer weighs every 7x7 position
   separately, so Grad-CAM's channel-averaged gradients smear the map. We
   weigh activations by their gradients position by position (HiResCAM),
@@ -52,7 +54,7 @@ class GradCAM:
     def __call__(self, x: torch.Tensor, target: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Maps (N, h, w) for input x (N, 3, H, W); ``target`` maps outputs (N, D) to scores (N,)."""
         with torch.enable_grad():
-            score = target(self.model(x)).sum()
+            score = target(self.model.raw_embedding(x)).sum()
             (grads,) = torch.autograd.grad(score, self.activations)
         return torch.relu((grads * self.activations).sum(1)).detach()
 
@@ -62,9 +64,9 @@ def own_identity(embedding: torch.Tensor) -> torch.Tensor:
     return (embedding * torch.nn.functional.normalize(embedding.detach(), dim=1)).sum(1)
 
 
-def _recognizer_map(crops: np.ndarray, name: str) -> np.ndarray:
-    with GradCAM(registry.load(name)) as cam:
-        maps = cam(recognizer_input(crops, name), own_identity).numpy()
+def _recognizer_map(crops: np.ndarray, name: str, device: str) -> np.ndarray:
+    with GradCAM(registry.load(name, device)) as cam:
+        maps = cam(recognizer_input(crops, name).to(device), own_identity).cpu().numpy()
     r = RECOGNIZERS[name]
     back = invert(template_matrix(r.template))
     out = np.empty((len(crops), CROP_SIZE, CROP_SIZE), np.float32)
@@ -77,13 +79,14 @@ def _recognizer_map(crops: np.ndarray, name: str) -> np.ndarray:
     return out
 
 
-def attention_map(crops: np.ndarray, recognizer: str = "sface") -> np.ndarray:
+def attention_map(crops: np.ndarray, recognizer: str = "sface", device: str = "cpu") -> np.ndarray:
     """ID attention maps (N, CROP_SIZE, CROP_SIZE) float32 in [0, 1] for canonical crops (N, S, S, 3).
 
     ``recognizer`` is "sface", "facenet" or "ensemble" (the mean of both maps).
+    All N crops go through the network in one pass on ``device``.
     """
     if recognizer == "ensemble":
-        return (_recognizer_map(crops, "sface") + _recognizer_map(crops, "facenet")) / 2
+        return (_recognizer_map(crops, "sface", device) + _recognizer_map(crops, "facenet", device)) / 2
     if recognizer not in RECOGNIZERS:
         raise ValueError(f"unknown recognizer {recognizer!r}; choose from sface, facenet, ensemble")
-    return _recognizer_map(crops, recognizer)
+    return _recognizer_map(crops, recognizer, device)

@@ -80,7 +80,7 @@ def test_a_failing_stage_covers_the_face(stage, wild_photos, monkeypatch):
     if stage == "saliency":
         monkeypatch.setattr(saliency, "attention_map", boom)
     elif stage == "fill":
-        anonymizer.filler = boom
+        monkeypatch.setattr("anon_plugin.inference.fill.fill_many", boom)
     else:
         monkeypatch.setattr("anon_plugin.inference.blend.paste_back", boom)
     rgb = np.asarray(Image.open(wild_photos[0]).convert("RGB"))

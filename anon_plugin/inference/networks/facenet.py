@@ -210,6 +210,14 @@ class InceptionResnetV1(nn.Module):
         x = self.bottleneck_bn(self.bottleneck(features))
         return x * torch.rsqrt(x.square().sum(1, keepdim=True).clamp_min(L2_EPS))
 
+    def raw_embedding(self, x: Tensor) -> Tensor:
+        """The embedding before its L2 normalisation [N, 512], for Grad-CAM.
+
+        On the normalised output, a face's projection onto its own (fixed)
+        direction has zero gradient: the map would be rounding noise.
+        """
+        return self.bottleneck_bn(self.bottleneck(self.features(x)))
+
 
 def _torch_scope(tf_scope: str) -> str:
     """``InceptionResnetV1/Repeat_1/block17_3/Branch_1/Conv2d_0b_1x7`` -> ``repeat_1.2.branch_1.conv2d_0b_1x7``."""

@@ -104,6 +104,10 @@ class SFace(nn.Module):
         x = self.bn(self.blocks(self.stem(x)))
         return self.bn_out(self.fc(x.flatten(1)))
 
+    def raw_embedding(self, x: Tensor) -> Tensor:
+        """For Grad-CAM: SFace's output is not normalised inside the network, so it is ``forward``."""
+        return self(x)
+
 
 def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, block: int) -> np.ndarray:
     """Blocked DequantizeLinear (opset 21): ``block`` consecutive entries along
