@@ -24,3 +24,15 @@ class StageError(AnonPluginError):
         super().__init__(f"{stage}: {reason}")
         self.stage = stage
         self.reason = reason
+
+
+class SettingsError(AnonPluginError):
+    """The settings file or an ANON_* variable is wrong; the message names the key and where it came from."""
+
+
+class PolicyError(AnonPluginError):
+    """An album policy has an unknown field or a bad value; the message names the field and what it accepts."""
+
+
+class StoreError(AnonPluginError):
+    """The database cannot be used: unreachable, unreadable, or its schema is not the one this code expects."""

@@ -1,0 +1,549 @@
+"""Settings, read once at start from a TOML file and ``ANON_*`` environment variables.
+
+One typed, frozen object (style rule 14): the daemon, the admin panel and the
+CLI see the same validated values, and nothing else in the package reads the
+environment for settings. Every mistake is found here, at start, with a
+one-line ``SettingsError`` naming the key and where it came from (the file or
+the variable), instead of minutes later deep inside a worker.
+
+The keys, their rules, their defaults and their environment variables are
+all derived from the dataclasses below (a field's ``metadata["rule"]``), so a
+new setting is added in one place. docs/settings.md lists them for users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+
+from .errors import SettingsError
+
+APP_NAME = "anon-plugin"
+ENV_PREFIX = "ANON_"
+# ANON_* variables that are not settings: the settings file itself (read by the
+# CLI), the derived-weight cache (networks/cache.py) and the tests' face data.
+NOT_SETTINGS = frozenset({"ANON_CONFIG", "ANON_CACHE", "ANON_TEST_DATA"})
+DATABASE_FILE = "anon_plugin.db"
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+class _Invalid(ValueError):
+    """A value broke its rule; the loader prefixes the key and where it came from."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one setting is checked.
+
+    ``check(value, base)`` takes a value as TOML gives it and returns the clean
+    one (``base``: the folder relative paths start from) or raises ``_Invalid``.
+    ``from_text`` turns an environment string into such a value as best it can
+    and returns the text unchanged when it cannot, so that ``check`` reports it
+    with the same message as a bad value in the file.
+    """
+
+    describe: str
+    check: Callable[[Any, Path], Any]
+    from_text: Callable[[str], Any] = str
+
+
+def _fail(describe: str, value: object) -> _Invalid:
+    return _Invalid(f"must be {describe}, got {value!r}")
+
+
+def _boolean() -> Rule:
+    describe = "true or false"
+    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+    def check(value: object, base: Path) -> bool:
+        if not isinstance(value, bool):
+            raise _fail(describe, value)
+        return value
+
+    return Rule(describe, check, lambda text: words.get(text.strip().lower(), text))
+
+
+def _integer(minimum: int) -> Rule:
+    describe = f"an integer >= {minimum}"
+
+    def check(value: object, base: Path) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _fail(describe, value)
+        return value
+
+    def from_text(text: str) -> int | str:
+        try:
+            return int(text.strip())
+        except ValueError:
+            return text
+
+    return Rule(describe, check, from_text)
+
+
+def _seconds() -> Rule:
+    describe = "a number of seconds > 0"
+
+    def check(value: object, base: Path) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            raise _fail(describe, value)
+        return float(value)
+
+    def from_text(text: str) -> float | str:
+        try:
+            return float(text.strip())
+        except ValueError:
+            return text
+
+    return Rule(describe, check, from_text)
+
+
+def _choice(*options: str) -> Rule:
+    describe = f"one of {', '.join(options)}"
+
+    def check(value: object, base: Path) -> str:
+        if value not in options:
+            raise _fail(describe, value)
+        return value
+
+    return Rule(describe, check)
+
+
+def _device() -> Rule:
+    describe = f"one of {', '.join(DEVICES)}"
+
+    def check(value: object, base: Path) -> str:
+        if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:(0|[1-9]\d*))?", value):
+            raise _fail(describe, value)
+        return value
+
+    return Rule(describe, check)
+
+
+def _path() -> Rule:
+    describe = "a path (a non-empty string)"
+
+    def check(value: object, base: Path) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise _fail(describe, value)
+        return (base / Path(value).expanduser()).resolve()
+
+    return Rule(describe, check)
+
+
+def _paths() -> Rule:
+    describe = "a list of paths"
+
+    def check(value: object, base: Path) -> tuple[Path, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise _fail(describe, value)
+        return tuple((base / Path(v).expanduser()).resolve() for v in value)
+
+    return Rule(describe, check, lambda text: [p for p in text.split(os.pathsep) if p])
+
+
+def _patterns() -> Rule:
+    describe = "a list of glob patterns"
+
+    def check(value: object, base: Path) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise _fail(describe, value)
+        return tuple(value)
+
+    return Rule(describe, check, lambda text: [p for p in text.split(os.pathsep) if p])
+
+
+def _database_url() -> Rule:
+    describe = "a database URL such as sqlite:////var/lib/anon-plugin/anon_plugin.db"
+
+    def check(value: object, base: Path) -> str:
+        if not isinstance(value, str) or not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+            raise _fail(describe, value)
+        # A relative SQLite file, like every relative path, starts from the file's folder.
+        sqlite = re.match(r"(sqlite(\+\w+)?:///)(?!/)([^?]+)(.*)", value)
+        if sqlite and sqlite[3] != ":memory:":
+            return f"{sqlite[1]}{(base / sqlite[3]).resolve()}{sqlite[4]}"
+        return value
+
+    return Rule(describe, check)
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*")
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``"host:port"`` (IPv6 as ``"[::1]:8470"``) -> ``(host, port)``; ValueError when malformed."""
+    found = re.fullmatch(r"\[([^\]]+)\]:(\d{1,5})|([^:\[\]]+):(\d{1,5})", text)
+    if not found:
+        raise ValueError(text)
+    host, port = (found[1], int(found[2])) if found[1] else (found[3], int(found[4]))
+    if found[1]:
+        ipaddress.IPv6Address(host)
+    elif re.fullmatch(r"[\d.]+", host):
+        ipaddress.IPv4Address(host)
+    elif not _HOSTNAME.fullmatch(host):
+        raise ValueError(text)
+    if not 1 <= port <= 65535:
+        raise ValueError(text)
+    return host, port
+
+
+def _bind() -> Rule:
+    describe = "host:port with a port from 1 to 65535 (IPv6 as [::1]:8470)"
+
+    def check(value: object, base: Path) -> str:
+        if not isinstance(value, str):
+            raise _fail(describe, value)
+        try:
+            parse_bind(value)
+        except ValueError:
+            raise _fail(describe, value) from None
+        return value
+
+    return Rule(describe, check)
+
+
+def _setting(rule: Rule, **default: Any) -> Any:
+    """A dataclass field that is a setting: its rule rides in the metadata."""
+    return field(metadata={"rule": rule}, **default)
+
+
+def _section(cls: type) -> Any:
+    return field(metadata={"section": cls})
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir(APP_NAME)).resolve()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchSettings:
+    """How new photos are noticed. ``polling`` is for NFS/SMB/CIFS, where native events never come."""
+
+    mode: str = _setting(_choice("native", "polling"), default="native")
+    stability_delay: float = _setting(_seconds(), default=5.0)  # no event for this long: the file is finished
+    rescan_interval: float = _setting(_seconds(), default=3600.0)  # catches events the watcher dropped
+    ignore: tuple[str, ...] = _setting(_patterns(), default=())  # added to the built-in ignore rules
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceSettings:
+    """Where and how wide the engine runs. ``threads`` defaults to the CPU cores shared among workers."""
+
+    device: str = _setting(_device(), default="auto")
+    max_batch: int = _setting(_integer(1), default=8)
+    workers: int = _setting(_integer(1), default=1)
+    threads: int = _setting(_integer(1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminSettings:
+    """The admin panel. Loopback by default: exposing it is a decision the admin makes."""
+
+    bind: str = _setting(_bind(), default="127.0.0.1:8470")
+    secure_cookies: bool = _setting(_boolean(), default=False)  # true behind TLS
+
+    @property
+    def host(self) -> str:
+        return parse_bind(self.bind)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_bind(self.bind)[1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the plugin is told, validated. Paths are absolute and resolved.
+
+    Built by ``load_settings``; constructing it directly skips every check.
+    """
+
+    data_dir: Path = _setting(_path(), default_factory=default_data_dir)
+    library_roots: tuple[Path, ...] = _setting(_paths(), default=())
+    public_root: Path | None = _setting(_path(), default=None)
+    database_url: str = _setting(_database_url())
+    share_new_albums: bool = _setting(_boolean(), default=False)
+    watch: WatchSettings = _section(WatchSettings)
+    inference: InferenceSettings = _section(InferenceSettings)
+    admin: AdminSettings = _section(AdminSettings)
+    source: Path | None = None  # the settings file read, if any
+
+    def resolved_device(self) -> str:
+        return resolve_device(self.inference.device)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: ``section`` is None at the top level."""
+
+    section: str | None
+    name: str
+    rule: Rule
+
+    @property
+    def label(self) -> str:
+        return f"[{self.section}] {self.name}" if self.section else self.name
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + "_".join(filter(None, (self.section, self.name))).upper()
+
+
+def _settings_fields(cls: type) -> Iterable[dataclasses.Field]:
+    return (f for f in dataclasses.fields(cls) if "rule" in f.metadata)
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.metadata["section"] for f in dataclasses.fields(Settings) if "section" in f.metadata}
+
+
+def _keys() -> tuple[Key, ...]:
+    top = [Key(None, f.name, f.metadata["rule"]) for f in _settings_fields(Settings)]
+    nested = [Key(name, f.name, f.metadata["rule"]) for name, cls in _sections().items() for f in _settings_fields(cls)]
+    return (*top, *nested)
+
+
+KEYS: tuple[Key, ...] = _keys()
+SECTIONS: tuple[str, ...] = tuple(_sections())
+
+
+@dataclass(frozen=True)
+class _Given:
+    """A value as the file or the environment gave it, with where it came from."""
+
+    value: Any
+    where: str  # "settings.toml: [watch] mode" or "ANON_WATCH_MODE"
+    base: Path  # relative paths start here
+
+
+def _hint(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _read_file(path: Path) -> dict[Key, _Given]:
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: settings file not found") from None
+    except IsADirectoryError:
+        raise SettingsError(f"{path}: is a folder, not a settings file") from None
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read the settings file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path}: not valid TOML: not UTF-8 text") from None
+    base = path.absolute().parent
+    by_place = {(k.section, k.name): k for k in KEYS}
+    top_known = [k.name for k in KEYS if k.section is None] + [f"[{s}]" for s in SECTIONS]
+    given: dict[Key, _Given] = {}
+    for name, value in document.items():
+        if name in SECTIONS:
+            if not isinstance(value, dict):
+                raise SettingsError(f"{path}: [{name}]: must be a table, got {value!r}")
+            known = [k.name for k in KEYS if k.section == name]
+            for sub, sub_value in value.items():
+                if (name, sub) not in by_place:
+                    raise SettingsError(f"{path}: [{name}] unknown key {sub!r}{_hint(sub, known)}; "
+                                        f"known: {', '.join(known)}")
+                key = by_place[name, sub]
+                given[key] = _Given(sub_value, f"{path}: {key.label}", base)
+        elif (None, name) in by_place:
+            key = by_place[None, name]
+            given[key] = _Given(value, f"{path}: {key.label}", base)
+        else:
+            home = [k.label for k in KEYS if k.name == name]
+            hint = f" (it belongs in {home[0].split()[0]})" if home else _hint(name, top_known)
+            raise SettingsError(f"{path}: unknown key {name!r}{hint}; known: {', '.join(top_known)}")
+    return given
+
+
+def _read_environ(environ: Mapping[str, str]) -> dict[Key, _Given]:
+    by_env = {k.env: k for k in KEYS}
+    cwd = Path.cwd()
+    given: dict[Key, _Given] = {}
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
+            continue
+        if name not in by_env:
+            raise SettingsError(f"{name}: unknown setting{_hint(name, by_env)}; "
+                                f"known: {', '.join(by_env)} "
+                                f"(and {', '.join(sorted(NOT_SETTINGS))}, which are not settings)")
+        key = by_env[name]
+        given[key] = _Given(key.rule.from_text(environ[name]), name, cwd)
+    return given
+
+
+def _clean(given: Mapping[Key, _Given]) -> dict[str | None, dict[str, Any]]:
+    values: dict[str | None, dict[str, Any]] = {None: {}, **{s: {} for s in SECTIONS}}
+    for key, g in given.items():
+        try:
+            values[key.section][key.name] = key.rule.check(g.value, g.base)
+        except _Invalid as exc:
+            raise SettingsError(f"{g.where}: {exc}") from None
+    return values
+
+
+def _with_defaults(values: dict[str | None, dict[str, Any]]) -> Settings:
+    """Fill what was not given: the fields' own defaults, then those derived from other settings."""
+    classes: dict[str | None, type] = {None: Settings, **_sections()}
+    for section, cls in classes.items():
+        for f in _settings_fields(cls):
+            if f.name in values[section]:
+                continue
+            if f.default is not dataclasses.MISSING:
+                values[section][f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                values[section][f.name] = f.default_factory()
+    top, inference = values[None], values["inference"]
+    top.setdefault("database_url", f"sqlite:///{top['data_dir'] / DATABASE_FILE}")
+    inference.setdefault("threads", max(1, (os.cpu_count() or 1) // inference["workers"]))
+    return Settings(**top, **{s: classes[s](**values[s]) for s in SECTIONS})
+
+
+def _inside(path: Path, other: Path) -> bool:
+    return path == other or other in path.parents
+
+
+def _overlap(settings: Settings, where: Callable[[str], str]) -> None:
+    """Refuse folders that feed each other: we must never watch our own output or write into a library."""
+    roots = settings.library_roots
+    for i, root in enumerate(roots):
+        for other in roots[i + 1:]:
+            if _inside(root, other) or _inside(other, root):
+                raise SettingsError(f"{where('library_roots')}: library roots {root} and {other} overlap "
+                                    "(their albums would be seen twice)")
+    public = settings.public_root
+    for root in roots:
+        if public is not None and (_inside(public, root) or _inside(root, public)):
+            relation = "is" if public == root else "is inside" if _inside(public, root) else "contains"
+            raise SettingsError(f"{where('public_root')}: {public} {relation} library root {root} "
+                                "(a feedback loop: public copies would be anonymized again)")
+        if _inside(settings.data_dir, root):
+            raise SettingsError(f"{where('data_dir')}: {settings.data_dir} is inside library root {root} "
+                                "(library roots are read only)")
+    if public is not None and _inside(settings.data_dir, public):
+        raise SettingsError(f"{where('data_dir')}: {settings.data_dir} is inside the public root {public} "
+                            "(the database and secret key would be published)")
+
+
+def _check_folders(settings: Settings, where: Callable[[str], str]) -> None:
+    for root in settings.library_roots:
+        if not root.exists():
+            raise SettingsError(f"{where('library_roots')}: {root} does not exist")
+        if not root.is_dir():
+            raise SettingsError(f"{where('library_roots')}: {root} is not a folder")
+    public = settings.public_root
+    if settings.library_roots and public is None:
+        raise SettingsError(f"{where('public_root')}: must be set when library_roots is not empty")
+    _overlap(settings, where)
+    if public is not None and not public.exists() and not public.parent.is_dir():
+        raise SettingsError(f"{where('public_root')}: {public} does not exist and neither does its parent folder")
+    for name, folder in (("data_dir", settings.data_dir), ("public_root", public)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise SettingsError(f"{where(name)}: {folder} is not a folder")
+
+
+def _check_device(device: str, where: str) -> None:
+    """A CUDA device asked for must exist here. torch is imported only when one is asked for."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SettingsError(f"{where}: {device!r} asked for, but torch sees no CUDA device here; use auto or cpu")
+    index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
+    if index >= count:
+        raise SettingsError(f"{where}: {device!r} asked for, but torch sees {count} CUDA device(s): "
+                            f"cuda:0 to cuda:{count - 1}")
+
+
+def _create_folders(settings: Settings, where: Callable[[str], str]) -> None:
+    """data_dir holds the database and the secret key: private (0700) when we create it."""
+    try:
+        if not settings.data_dir.exists():
+            settings.data_dir.mkdir(mode=0o700, parents=True)
+            settings.data_dir.chmod(0o700)
+    except OSError as exc:
+        raise SettingsError(f"{where('data_dir')}: cannot create {settings.data_dir}: {exc.strerror}") from None
+    try:
+        if settings.public_root is not None and not settings.public_root.exists():
+            settings.public_root.mkdir()
+    except OSError as exc:
+        raise SettingsError(f"{where('public_root')}: cannot create {settings.public_root}: {exc.strerror}") from None
+
+
+def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (TOML; optional), apply ``ANON_*`` overrides from ``environ``, validate, return.
+
+    ``environ`` defaults to ``os.environ``. Relative paths in the file start
+    from the file's folder; in the environment, from the current folder.
+    Creates ``data_dir`` (mode 0700) and ``public_root`` when missing, only
+    after every check passed. Raises ``SettingsError`` (one line: key, where).
+    """
+    environ = os.environ if environ is None else environ
+    file = Path(path) if path is not None else None
+    given = _read_file(file) if file is not None else {}
+    given.update(_read_environ(environ))
+    settings = dataclasses.replace(_with_defaults(_clean(given)), source=file.absolute() if file else None)
+    by_name = {k.name: k for k in KEYS if k.section is None}
+
+    def where(name: str, section: str | None = None) -> str:
+        key = by_name[name] if section is None else next(k for k in KEYS if (k.section, k.name) == (section, name))
+        if key in given:
+            return given[key].where
+        return f"{file}: {key.label}" if file else key.env
+
+    _check_folders(settings, where)
+    _check_device(settings.inference.device, where("device", "inference"))
+    _create_folders(settings, where)
+    return settings
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda:0`` when torch sees a CUDA device, else ``cpu``; ``cuda`` -> ``cuda:0``.
+
+    torch is imported only for ``auto``, so ``cpu`` costs nothing.
+    """
+    if device == "auto":
+        import torch
+
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    return "cuda:0" if device == "cuda" else device
+
+
+def redact_url(url: str) -> str:
+    """The database URL with its password hidden, for printing."""
+    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
+
+
+def settings_summary(settings: Settings) -> dict[str, Any]:
+    """The settings as a JSON-able dict shaped like the file, for ``anon-plugin`` to print."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    summary: dict[str, Any] = {"source": plain(settings.source)}
+    for key in KEYS:
+        holder = settings if key.section is None else getattr(settings, key.section)
+        target = summary if key.section is None else summary.setdefault(key.section, {})
+        target[key.name] = plain(getattr(holder, key.name))
+    summary["database_url"] = redact_url(settings.database_url)
+    return summary

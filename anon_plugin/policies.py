@@ -1,0 +1,201 @@
+"""The per-album policy: how an album's photos are anonymized and published.
+
+A ``Policy`` is a frozen dataclass whose every field carries its own rule
+(``metadata["rule"]``), so validation, the list of fields in error messages
+and the CLI's ``key=value`` parsing all come from one place. It is stored as
+a plain mapping (``to_mapping`` / ``from_mapping``, JSON-able and exact), and
+changed only by making a new one (``with_changes``): the store turns each
+change into a new policy version.
+
+The engine's names are repeated here as constant tuples so that importing
+policies never loads the engine (cv2, torch); tests check they equal
+``fill.FILLERS``, ``mask.STRENGTHS`` and ``registry.SALIENCY``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import PolicyError
+
+METHODS = ("blur", "pixelate", "solid", "inpaint", "generate")  # inference.fill.FILLERS
+STRENGTHS = ("small", "medium", "large")  # inference.mask.STRENGTHS
+RECOGNIZERS = ("sface", "facenet", "ensemble")  # inference.registry.SALIENCY
+METADATA = ("strip-identifying", "strip-all")
+ON_FACE_FAILURE = ("cover", "hold")
+OUTPUT_FORMATS = ("same", "jpeg")
+
+_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """``check`` returns the clean value or None when the value is bad; ``describe`` says what it accepts.
+
+    ``from_text`` parses a CLI string, returning the text itself when it
+    cannot, so that ``check`` reports it with the same message.
+    """
+
+    describe: str
+    check: Callable[[Any], Any]
+    from_text: Callable[[str], Any] = str
+
+
+_BAD = object()
+
+
+def _choice(*options: str) -> _Rule:
+    return _Rule(f"one of {', '.join(options)}", lambda v: v if isinstance(v, str) and v in options else _BAD)
+
+
+def _boolean() -> _Rule:
+    return _Rule("true or false", lambda v: v if isinstance(v, bool) else _BAD,
+                 lambda text: _WORDS.get(text.strip().lower(), text))
+
+
+def _parsed(convert: Callable[[str], Any], optional: bool = False) -> Callable[[str], Any]:
+    def from_text(text: str) -> Any:
+        if optional and text.strip().lower() in ("", "none"):
+            return None
+        try:
+            return convert(text.strip())
+        except ValueError:
+            return text
+
+    return from_text
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _threshold() -> _Rule:
+    def check(v: object) -> object:
+        if v is None:
+            return None
+        return float(v) if _is_number(v) and 0.0 <= v <= 1.0 else _BAD
+
+    return _Rule("a number from 0 to 1 or none", check, _parsed(float, optional=True))
+
+
+def _quality() -> _Rule:
+    def check(v: object) -> object:
+        return v if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 95 else _BAD
+
+    return _Rule("an integer from 1 to 95", check, _parsed(int))
+
+
+def _command() -> _Rule:
+    def check(v: object) -> object:
+        return v if v is None or (isinstance(v, str) and v.strip() and "\0" not in v) else _BAD
+
+    def from_text(text: str) -> str | None:
+        return None if text.strip().lower() in ("", "none") else text
+
+    return _Rule("a non-empty command or none", check, from_text)
+
+
+def _seconds() -> _Rule:
+    return _Rule("a number of seconds > 0", lambda v: float(v) if _is_number(v) and v > 0 else _BAD, _parsed(float))
+
+
+def _field(rule: _Rule, default: Any) -> Any:
+    return field(default=default, metadata={"rule": rule})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one album is anonymized and published.
+
+    The default is the safest that still looks natural:
+    ``generate`` replaces the identity-bearing pixels with a new face (blur and
+    pixelate leave a visible patch, and blur can be partly reversed); ``medium``
+    is the strength whose masks defeat the recognizers while keeping pose and
+    expression (docs/pipeline.md); ``strip-identifying`` drops GPS, serial
+    numbers, owner names, thumbnails, XMP and IPTC but keeps the camera and
+    dates a gallery sorts by; ``cover`` pixelates the whole box of a face the
+    engine could not anonymize, so the photo still appears with no
+    recognizable face, where ``hold`` would keep it back for the admin.
+    """
+
+    enabled: bool = _field(_boolean(), True)
+    method: str = _field(_choice(*METHODS), "generate")
+    strength: str = _field(_choice(*STRENGTHS), "medium")
+    threshold: float | None = _field(_threshold(), None)  # the attention threshold; overrides strength when set
+    recognizer: str = _field(_choice(*RECOGNIZERS), "sface")  # whose Grad-CAM attention drives the mask
+    metadata: str = _field(_choice(*METADATA), "strip-identifying")
+    on_face_failure: str = _field(_choice(*ON_FACE_FAILURE), "cover")
+    output_format: str = _field(_choice(*OUTPUT_FORMATS), "same")
+    jpeg_quality: int = _field(_quality(), 90)
+    after_publish: str | None = _field(_command(), None)  # a shell command run after a batch is published
+    after_publish_timeout: float = _field(_seconds(), 60.0)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check(f.name, getattr(self, f.name))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Policy:
+        """A validated policy from a mapping (stored JSON, a form); missing fields take their defaults."""
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"a policy must be a mapping of fields, got {type(data).__name__}")
+        for name in data:
+            if name not in FIELDS:
+                raise PolicyError(f"unknown field {name!r}; fields: {', '.join(FIELDS)}")
+        return cls(**{name: _check(name, value) for name, value in data.items()})
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Every field, JSON-able; ``from_mapping`` gives back an equal policy."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+    def with_changes(self, **changes: Any) -> Policy:
+        return Policy.from_mapping({**self.to_mapping(), **changes})
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword options for ``inference.pipeline.AnonymizerConfig``."""
+        return {"method": self.method, "strength": self.strength, "threshold": self.threshold,
+                "recognizer": self.recognizer}
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Policy))
+_RULES: dict[str, _Rule] = {f.name: f.metadata["rule"] for f in dataclasses.fields(Policy)}
+
+
+def _check(name: str, value: Any) -> Any:
+    rule = _RULES[name]
+    clean = rule.check(value)
+    if clean is _BAD:
+        raise PolicyError(f"{name}: must be {rule.describe}, got {value!r}")
+    return clean
+
+
+def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
+    """``["strength=large", "threshold=none"]`` -> ``{"strength": "large", "threshold": None}``, typed and checked.
+
+    For ``anon-plugin policy set NAME key=value ...``; bools read
+    true/false/yes/no/on/off, optional fields read ``none`` or nothing as None.
+    """
+    changes: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise PolicyError(f"{item!r} needs key=value")
+        if name not in FIELDS:
+            raise PolicyError(f"{item!r}: unknown field {name!r}; fields: {', '.join(FIELDS)}")
+        if name in changes:
+            raise PolicyError(f"{item!r}: {name} is set twice")
+        rule = _RULES[name]
+        value = rule.from_text(text)
+        clean = rule.check(value)
+        if clean is _BAD:
+            raise PolicyError(f"{item!r}: {name} must be {rule.describe}, got {text!r}")
+        changes[name] = clean
+    return changes
+
+
+DEFAULT = Policy()

@@ -1,0 +1,175 @@
+"""The Alembic revisions against the tables: real SQLite files (and PostgreSQL when installed), no mocks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from click.testing import CliRunner
+
+from anon_plugin.cli import main
+from anon_plugin.errors import StoreError
+from anon_plugin.store import migrate
+from anon_plugin.store.db import engine_for, session_scope
+from anon_plugin.store.tables import Album, Base, Face, Job, Output, Photo, PolicyVersion
+
+CORE = ("albums", "policy_versions", "photos", "jobs", "outputs", "faces")
+ADMIN = ("users", "audit_log")
+
+
+def _differences(url: str) -> list:
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = engine_for(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _all_rows(url: str, names: tuple[str, ...]) -> dict[str, list[tuple]]:
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            return {name: connection.execute(sa.select(Base.metadata.tables[name]).order_by(sa.text("id"))).all()
+                    for name in names}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_head_on_an_empty_database_equals_the_tables(sqlite_url):
+    assert migrate.current(sqlite_url).revision is None
+    state = migrate.upgrade(sqlite_url)
+    assert state.at_head and state.revision == migrate.head() == "0002"
+    assert _tables(sqlite_url) == {*CORE, *ADMIN, "alembic_version"}
+    assert _differences(sqlite_url) == []
+
+
+def test_the_comparison_sees_a_missing_revision(sqlite_url):
+    """Guards the test above: at 0001 the comparison must report the admin tables as missing."""
+    migrate.upgrade(sqlite_url, "0001")
+    added = {diff[1].name for diff in _differences(sqlite_url) if diff[0] == "add_table"}
+    assert added == set(ADMIN)
+
+
+def test_downgrade_base_leaves_no_tables(sqlite_url):
+    migrate.upgrade(sqlite_url)
+    state = migrate.downgrade(sqlite_url, "base")
+    assert state.revision is None and not state.at_head
+    assert _tables(sqlite_url) == {"alembic_version"}
+    assert migrate.upgrade(sqlite_url).at_head  # and up again
+
+
+def _fill_core(url: str) -> None:
+    when = dt.datetime(2026, 5, 17, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    engine = engine_for(url)
+    try:
+        with session_scope(engine) as session:
+            album = Album(root="/srv/photos", name="football", shared=True, created_at=when)
+            session.add(album)
+            session.flush()
+            policy = PolicyVersion(album_id=album.id, version=1, policy={"strength": "large", "method": "inpaint"},
+                                   created_by="anna", created_at=when)
+            photo = Photo(album_id=album.id, relative_path="2026/match.jpg", sha256="a" * 64, size=3_500_000_000,
+                          mtime=1747467000.25, state="published", first_seen=when, updated_at=when)
+            session.add_all([policy, photo])
+            session.flush()
+            session.add(Job(photo_id=photo.id, kind="publish", state="done", attempts=1, created_at=when,
+                            finished_at=when))
+            output = Output(photo_id=photo.id, source_sha256="a" * 64, public_path="/srv/public/football/match.jpg",
+                            public_sha256="b" * 64, policy_version_id=policy.id, engine_version="0.2.0",
+                            model_sha256s={"yunet": "c" * 64}, device="cpu", seconds=1.5,
+                            removed_tags=["GPSInfo"], notes=["16-bit PNG written as 8-bit"], status="published",
+                            created_at=when)
+            session.add(output)
+            session.flush()
+            session.add(Face(output_id=output.id, index=0, box=[1.0, 2.0, 30.5, 40.0], score=0.98, threshold=0.2,
+                             mask_area=0.78, method="inpaint", seed=0, similarity={"sface": 0.12}, covered=False))
+    finally:
+        engine.dispose()
+
+
+def test_rows_written_at_0001_survive_the_upgrade_to_head(sqlite_url):
+    migrate.upgrade(sqlite_url, "0001")
+    _fill_core(sqlite_url)
+    before = _all_rows(sqlite_url, CORE)
+    assert all(len(rows) == 1 for rows in before.values())
+    migrate.upgrade(sqlite_url)
+    assert _all_rows(sqlite_url, CORE) == before
+    assert before["albums"][0].created_at == dt.datetime(2026, 5, 17, 7, 30, tzinfo=dt.UTC)
+
+
+def test_a_database_from_a_newer_version_is_refused(sqlite_url):
+    migrate.upgrade(sqlite_url)
+    engine = engine_for(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    for attempt in (migrate.current, migrate.upgrade, migrate.require_head):
+        with pytest.raises(StoreError, match="0099.*newer version"):
+            attempt(sqlite_url)
+
+
+def test_require_head_refuses_an_old_schema(sqlite_url):
+    migrate.upgrade(sqlite_url, "0001")
+    with pytest.raises(StoreError, match="run: anon-plugin db upgrade"):
+        migrate.require_head(sqlite_url)
+    migrate.upgrade(sqlite_url)
+    assert migrate.require_head(sqlite_url).at_head
+
+
+def test_an_unreachable_database_is_a_store_error(tmp_path):
+    with pytest.raises(StoreError, match="cannot use the database"):
+        migrate.upgrade(f"sqlite:///{tmp_path / 'missing' / 'anon_plugin.db'}")
+
+
+def test_script_location_is_the_checkouts_migrations_folder():
+    assert migrate.script_location() == Path(__file__).resolve().parents[2] / "migrations"
+    assert {p.name for p in (migrate.script_location() / "versions").glob("0*.py")} == {
+        "0001_publishing_core.py", "0002_admin.py"}
+
+
+def test_db_command_upgrades_current_and_downgrades(tmp_path):
+    runner = CliRunner()
+    env = {"ANON_DATA_DIR": str(tmp_path / "data"), "ANON_CONFIG": None}
+    result = runner.invoke(main, ["db", "upgrade"], env=env)
+    assert result.exit_code == 0, result.output
+    database = tmp_path / "data" / "anon_plugin.db"
+    assert database.is_file()
+    assert migrate.current(f"sqlite:///{database}").at_head
+    assert "at 0002 (head)" in result.stderr
+    result = runner.invoke(main, ["db", "current"], env=env)
+    assert (result.exit_code, result.stdout) == (0, "0002 (head)\n")
+    result = runner.invoke(main, ["db", "downgrade", "0001"], env=env)
+    assert result.exit_code == 0 and _tables(f"sqlite:///{database}") == {*CORE, "alembic_version"}
+
+
+def test_db_command_error_is_one_line_and_exit_1(tmp_path):
+    env = {"ANON_DATA_DIR": str(tmp_path / "data"), "ANON_CONFIG": None}
+    result = CliRunner().invoke(main, ["db", "upgrade", "0099"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("anon-plugin: ")
+    assert "0099" in result.stderr
+
+
+def test_postgresql_upgrade_keeps_rows_compares_equal_and_downgrades(postgres_url):
+    migrate.upgrade(postgres_url, "0001")
+    _fill_core(postgres_url)
+    before = _all_rows(postgres_url, CORE)
+    assert migrate.upgrade(postgres_url).at_head
+    assert _all_rows(postgres_url, CORE) == before
+    assert _differences(postgres_url) == []
+    assert migrate.downgrade(postgres_url, "base").revision is None
+    assert _tables(postgres_url) == {"alembic_version"}
