@@ -28,13 +28,14 @@ from typing import Any
 from platformdirs import user_data_dir
 
 from .errors import SettingsError
+from .inference.device import resolve
+from .store.db import default_url, safe_url
 
 APP_NAME = "anon-plugin"
 ENV_PREFIX = "ANON_"
 # ANON_* variables that are not settings: the settings file itself (read by the
 # CLI), the derived-weight cache (networks/cache.py) and the tests' face data.
 NOT_SETTINGS = frozenset({"ANON_CONFIG", "ANON_CACHE", "ANON_TEST_DATA"})
-DATABASE_FILE = "anon_plugin.db"
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
 
@@ -280,7 +281,7 @@ class Settings:
     source: Path | None = None  # the settings file read, if any
 
     def resolved_device(self) -> str:
-        return resolve_device(self.inference.device)
+        return resolve(self.inference.device)
 
 
 @dataclass(frozen=True)
@@ -409,7 +410,7 @@ def _with_defaults(values: dict[str | None, dict[str, Any]]) -> Settings:
             elif f.default_factory is not dataclasses.MISSING:
                 values[section][f.name] = f.default_factory()
     top, inference = values[None], values["inference"]
-    top.setdefault("database_url", f"sqlite:///{top['data_dir'] / DATABASE_FILE}")
+    top.setdefault("database_url", default_url(top["data_dir"]))
     inference.setdefault("threads", max(1, (os.cpu_count() or 1) // inference["workers"]))
     return Settings(**top, **{s: classes[s](**values[s]) for s in SECTIONS})
 
@@ -459,16 +460,11 @@ def _check_folders(settings: Settings, where: Callable[[str], str]) -> None:
 
 def _check_device(device: str, where: str) -> None:
     """A CUDA device asked for must exist here. torch is imported only when one is asked for."""
-    if not device.startswith("cuda"):
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        raise SettingsError(f"{where}: {device!r} asked for, but torch sees no CUDA device here; use auto or cpu")
-    index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
-    if index >= count:
-        raise SettingsError(f"{where}: {device!r} asked for, but torch sees {count} CUDA device(s): "
-                            f"cuda:0 to cuda:{count - 1}")
+    if device.startswith("cuda"):
+        try:
+            resolve(device)
+        except ValueError as exc:
+            raise SettingsError(f"{where}: {exc}; use auto or cpu") from None
 
 
 def _create_folders(settings: Settings, where: Callable[[str], str]) -> None:
@@ -513,23 +509,6 @@ def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | N
     return settings
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda:0`` when torch sees a CUDA device, else ``cpu``; ``cuda`` -> ``cuda:0``.
-
-    torch is imported only for ``auto``, so ``cpu`` costs nothing.
-    """
-    if device == "auto":
-        import torch
-
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    return "cuda:0" if device == "cuda" else device
-
-
-def redact_url(url: str) -> str:
-    """The database URL with its password hidden, for printing."""
-    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
-
-
 def settings_summary(settings: Settings) -> dict[str, Any]:
     """The settings as a JSON-able dict shaped like the file, for ``anon-plugin`` to print."""
 
@@ -545,5 +524,5 @@ def settings_summary(settings: Settings) -> dict[str, Any]:
         holder = settings if key.section is None else getattr(settings, key.section)
         target = summary if key.section is None else summary.setdefault(key.section, {})
         target[key.name] = plain(getattr(holder, key.name))
-    summary["database_url"] = redact_url(settings.database_url)
+    summary["database_url"] = safe_url(settings.database_url)
     return summary

@@ -29,7 +29,7 @@ def resolve(device: str) -> str:
     index = int(found.group(1) or 0)
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if index >= count:
-        raise ValueError(f"device {device!r} asked for, but torch sees {count} CUDA device(s)")
+        raise ValueError(f"{device!r} asked for, but torch sees {count} CUDA device(s)")
     return f"cuda:{index}"
 
 
