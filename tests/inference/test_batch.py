@@ -1,0 +1,76 @@
+"""The batched path: many photos, each with its own config, give what each gives alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anon_plugin.imageio import load_rgb
+from anon_plugin.inference import batch, fill
+from anon_plugin.inference.pipeline import Anonymizer
+from anon_plugin.inference.records import AnonymizerConfig
+
+PHOTOS = (0, 7, 74, 13, 78, 21)  # 74 and 78 hold two faces each
+METHODS = ("generate", "inpaint", "generate", "blur", "generate", "solid")
+STRENGTHS = ("medium", "large", "small")
+
+
+@pytest.fixture(scope="module")
+def photos(wild_photos):
+    rgbs = [load_rgb(wild_photos[i]) for i in PHOTOS]
+    configs = [AnonymizerConfig(method=METHODS[i], strength=STRENGTHS[i % 3], seed=10 * i) for i in range(len(rgbs))]
+    singles = [Anonymizer(c).anonymize(r) for c, r in zip(configs, rgbs)]
+    assert sum(len(s.faces) for s in singles) == len(PHOTOS) + 2
+    return rgbs, configs, singles
+
+
+def _assert_same(singles, results):
+    for alone, batched in zip(singles, results, strict=True):
+        assert np.abs(alone.image.astype(int) - batched.image).max() <= 1
+        assert len(alone.faces) == len(batched.faces)
+        for a, b in zip(alone.faces, batched.faces):
+            assert a.covered == b.covered and a.seed == b.seed and a.method == b.method
+            assert np.array_equal(a.hole_mask, b.hole_mask)
+
+
+@pytest.mark.parametrize("max_batch", [1, 4, 32])
+def test_batched_equals_one_photo_at_a_time(photos, max_batch):
+    rgbs, configs, singles = photos
+    _assert_same(singles, batch.anonymize_batch(rgbs, configs, "cpu", max_batch))
+
+
+def test_on_cpu_the_result_is_bit_identical(photos):
+    rgbs, configs, singles = photos
+    for alone, batched in zip(singles, batch.anonymize_batch(rgbs, configs, "cpu", 8)):
+        assert np.array_equal(alone.image, batched.image)
+
+
+def test_many_faces_per_network_pass_as_on_a_gpu(photos, monkeypatch):
+    """The CUDA path's grouping (several faces in one pass of Grad-CAM and the generator), run on the CPU."""
+    monkeypatch.setattr(batch, "faces_per_pass", lambda device, max_batch: max_batch)
+    rgbs, configs, singles = photos
+    _assert_same(singles, batch.anonymize_batch(rgbs, configs, "cpu", 5))
+
+
+def test_a_failing_fill_covers_only_its_own_faces(photos, monkeypatch):
+    rgbs, configs, singles = photos
+    real = fill.fill_many
+
+    def fails_for_blur(method, *args):
+        if method == "blur":
+            raise RuntimeError("forced failure")
+        return real(method, *args)
+
+    monkeypatch.setattr(fill, "fill_many", fails_for_blur)
+    for cfg, result, alone in zip(configs, batch.anonymize_batch(rgbs, configs, "cpu", 8), singles):
+        assert all(f.covered == (cfg.method == "blur") for f in result.faces)
+        if cfg.method != "blur":
+            assert np.array_equal(result.image, alone.image)
+        else:
+            assert result.faces[0].error == "fill: RuntimeError: forced failure"
+
+
+def test_configs_must_match_the_photos(photos):
+    rgbs, configs, _ = photos
+    with pytest.raises(ValueError):
+        batch.anonymize_batch(rgbs, configs[:-1])
