@@ -18,9 +18,12 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PolicyError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 METHODS = ("blur", "pixelate", "solid", "inpaint", "generate")  # inference.fill.FILLERS
 STRENGTHS = ("small", "medium", "large")  # inference.mask.STRENGTHS
@@ -199,3 +202,23 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
 
 
 DEFAULT = Policy()
+
+
+def current(session: Session, album_id: int) -> tuple[int, Policy]:
+    """The album's policy version number and policy. An album without one gets
+    version 1, the default policy, written in the caller's transaction."""
+    from .store import queries
+
+    latest = queries.latest_policy_version(session, album_id)
+    if latest is None:
+        return save(session, album_id, DEFAULT, by=None), DEFAULT
+    return latest.version, Policy.from_mapping(latest.policy)
+
+
+def save(session: Session, album_id: int, policy: Policy, by: str | None) -> int:
+    """Store ``policy`` as the album's next version (older versions stay) and audit it; returns the version."""
+    from .store import queries
+
+    row = queries.add_policy_version(session, album_id, policy.to_mapping(), by)
+    queries.audit(session, by, "policy change", f"album {album_id}", {"version": row.version, **policy.to_mapping()})
+    return row.version

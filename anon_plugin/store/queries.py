@@ -1,0 +1,54 @@
+"""Every query of the store, with ``select()``: callers pass a session and get rows or values back.
+
+Kept in one module so the daemon, the CLI and the admin panel ask the same
+questions the same way (and the panel's views hold no SQL).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .tables import Album, AuditEntry, PolicyVersion
+
+
+def album(session: Session, root: str, name: str) -> Album | None:
+    return session.scalar(sa.select(Album).where(Album.root == root, Album.name == name))
+
+
+def add_album(session: Session, root: str, name: str, shared: bool = False) -> Album:
+    row = Album(root=root, name=name, shared=shared)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def latest_policy_version(session: Session, album_id: int) -> PolicyVersion | None:
+    """The album's newest policy version, None when it has none yet."""
+    return session.scalar(
+        sa.select(PolicyVersion).where(PolicyVersion.album_id == album_id)
+        .order_by(PolicyVersion.version.desc()).limit(1)
+    )
+
+
+def policy_versions(session: Session, album_id: int) -> list[PolicyVersion]:
+    """Every policy version of the album, oldest first."""
+    return list(session.scalars(
+        sa.select(PolicyVersion).where(PolicyVersion.album_id == album_id).order_by(PolicyVersion.version)
+    ))
+
+
+def add_policy_version(session: Session, album_id: int, policy: dict[str, Any], by: str | None) -> PolicyVersion:
+    """A new version, numbered after the newest; the older ones stay as they were."""
+    latest = latest_policy_version(session, album_id)
+    row = PolicyVersion(album_id=album_id, version=(latest.version + 1) if latest else 1, policy=policy, created_by=by)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def audit(session: Session, user: str | None, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+    """One line of the audit log: who did what to which target."""
+    session.add(AuditEntry(user_name=user, action=action, target=target, detail=detail))
