@@ -1,0 +1,143 @@
+"""Jobs in the database: enqueue, claim under a lease, heartbeat, finish, fail with backoff.
+
+A job is leased, not taken: ``claim`` marks it running with ``claimed_until``
+and the worker renews the lease while it works. A worker that dies stops
+renewing; once its lease has run out the job is claimable again and runs
+once more. Rows stay until the job has finished (huey's SQLite queue deletes
+a job before running it, so a crash loses it). Every function runs in the
+caller's transaction, which on SQLite begins IMMEDIATE: two workers never
+claim the same job. On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` does the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..store.tables import Job, utcnow
+
+LEASE = dt.timedelta(seconds=120)
+MAX_ATTEMPTS = 5
+BACKOFF = dt.timedelta(seconds=30)  # doubled after each failed attempt, at most MAX_BACKOFF
+MAX_BACKOFF = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job a worker holds: ids only, never open rows."""
+
+    job_id: int
+    photo_id: int
+    kind: str
+    attempt: int  # 1 for the first run
+
+
+def enqueue(session: Session, photo_id: int, kind: str = "publish") -> int:
+    """Queue ``kind`` for the photo unless such a job is already waiting or running; returns its id."""
+    waiting = session.scalar(sa.select(Job.id).where(
+        Job.photo_id == photo_id, Job.kind == kind, Job.state.in_(("queued", "running"))))
+    if waiting is not None:
+        return waiting
+    job = Job(photo_id=photo_id, kind=kind, state="queued")
+    session.add(job)
+    session.flush()
+    return job.id
+
+
+def claim(session: Session, worker: str, limit: int, now: dt.datetime | None = None,
+          lease: dt.timedelta = LEASE) -> list[Claimed]:
+    """Lease up to ``limit`` jobs that are due: queued ones past their backoff, and running
+    ones whose lease ran out (their worker died), oldest first."""
+    now = now or utcnow()
+    due = sa.or_(
+        sa.and_(Job.state == "queued", sa.or_(Job.not_before.is_(None), Job.not_before <= now)),
+        sa.and_(Job.state == "running", Job.claimed_until < now),
+    )
+    rows = session.scalars(
+        sa.select(Job).where(due).order_by(Job.id).limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    for job in rows:
+        job.state, job.claimed_by = "running", worker
+        job.claimed_until, job.heartbeat_at = now + lease, now
+        job.attempts += 1
+    session.flush()
+    return [Claimed(j.id, j.photo_id, j.kind, j.attempts) for j in rows]
+
+
+def heartbeat(session: Session, worker: str, job_ids: list[int], lease: dt.timedelta = LEASE) -> int:
+    """Renew the worker's leases; returns how many it still holds."""
+    now = utcnow()
+    result = session.execute(
+        sa.update(Job).where(Job.id.in_(job_ids), Job.claimed_by == worker, Job.state == "running")
+        .values(claimed_until=now + lease, heartbeat_at=now)
+    )
+    return result.rowcount
+
+
+def _held(session: Session, job_id: int, worker: str) -> Job | None:
+    job = session.get(Job, job_id)
+    return job if job is not None and job.state == "running" and job.claimed_by == worker else None
+
+
+def finish(session: Session, job_id: int, worker: str) -> bool:
+    """Mark the job done; False when the worker no longer holds it (its lease ran out and another took it)."""
+    job = _held(session, job_id, worker)
+    if job is None:
+        return False
+    job.state, job.finished_at = "done", utcnow()
+    job.claimed_by = job.claimed_until = None
+    job.last_error = None
+    return True
+
+
+def fail(session: Session, job_id: int, worker: str, error: str, permanent: bool = False,
+         now: dt.datetime | None = None) -> str:
+    """Record a failed attempt: retried after a backoff, or failed for good when
+    ``permanent`` (retrying cannot help) or after MAX_ATTEMPTS. Returns the job's new state."""
+    job, now = _held(session, job_id, worker), now or utcnow()
+    if job is None:
+        return "lost"
+    job.last_error = error
+    job.claimed_by = job.claimed_until = None
+    if permanent or job.attempts >= MAX_ATTEMPTS:
+        job.state, job.finished_at = "failed", now
+    else:
+        job.state = "queued"
+        job.not_before = now + min(BACKOFF * 2 ** (job.attempts - 1), MAX_BACKOFF)
+    return job.state
+
+
+def release(session: Session, job_ids: list[int], worker: str) -> None:
+    """Give jobs back untouched (shutting down): queued again, the attempt not counted."""
+    for job_id in job_ids:
+        job = _held(session, job_id, worker)
+        if job is not None:
+            job.state, job.claimed_by, job.claimed_until = "queued", None, None
+            job.attempts = max(0, job.attempts - 1)
+
+
+def retry(session: Session, job_id: int) -> bool:
+    """Queue a failed job again now, its attempts reset (the admin's retry)."""
+    job = session.get(Job, job_id)
+    if job is None or job.state != "failed":
+        return False
+    job.state, job.attempts, job.not_before, job.finished_at = "queued", 0, None, None
+    return True
+
+
+def cancel(session: Session, photo_id: int, reason: str) -> int:
+    """Close the photo's waiting jobs (its album was unshared, it was deleted); the rows stay. Returns how many."""
+    result = session.execute(
+        sa.update(Job).where(Job.photo_id == photo_id, Job.state == "queued")
+        .values(state="done", finished_at=utcnow(), last_error=f"cancelled: {reason}")
+    )
+    return result.rowcount
+
+
+def depth(session: Session) -> dict[str, int]:
+    """How many jobs are in each state."""
+    counts = dict(session.execute(sa.select(Job.state, sa.func.count()).group_by(Job.state)).all())
+    return {state: counts.get(state, 0) for state in ("queued", "running", "done", "failed")}
