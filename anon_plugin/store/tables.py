@@ -124,7 +124,7 @@ class Photo(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     album_id: Mapped[int] = mapped_column(sa.ForeignKey("albums.id"))
     relative_path: Mapped[str] = mapped_column(sa.Text)
-    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    sha256: Mapped[str | None] = mapped_column(sa.String(64), index=True)  # set when a worker reads it
     size: Mapped[int] = mapped_column(sa.BigInteger)
     mtime: Mapped[float]
     state: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)

@@ -52,7 +52,7 @@ def _all_rows(url: str, names: tuple[str, ...]) -> dict[str, list[tuple]]:
 def test_upgrade_head_on_an_empty_database_equals_the_tables(sqlite_url):
     assert migrate.current(sqlite_url).revision is None
     state = migrate.upgrade(sqlite_url)
-    assert state.at_head and state.revision == migrate.head() == "0002"
+    assert state.at_head and state.revision == migrate.head() == "0003"
     assert _tables(sqlite_url) == {*CORE, *ADMIN, "alembic_version"}
     assert _differences(sqlite_url) == []
 
@@ -138,7 +138,7 @@ def test_an_unreachable_database_is_a_store_error(tmp_path):
 def test_script_location_is_the_checkouts_migrations_folder():
     assert migrate.script_location() == Path(__file__).resolve().parents[2] / "migrations"
     assert {p.name for p in (migrate.script_location() / "versions").glob("0*.py")} == {
-        "0001_publishing_core.py", "0002_admin.py"}
+        "0001_publishing_core.py", "0002_admin.py", "0003_photo_hash_later.py"}
 
 
 def test_db_command_upgrades_current_and_downgrades(tmp_path):
@@ -149,9 +149,9 @@ def test_db_command_upgrades_current_and_downgrades(tmp_path):
     database = tmp_path / "data" / "anon_plugin.db"
     assert database.is_file()
     assert migrate.current(f"sqlite:///{database}").at_head
-    assert "at 0002 (head)" in result.stderr
+    assert "at 0003 (head)" in result.stderr
     result = runner.invoke(main, ["db", "current"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "0002 (head)\n")
+    assert (result.exit_code, result.stdout) == (0, "0003 (head)\n")
     result = runner.invoke(main, ["db", "downgrade", "0001"], env=env)
     assert result.exit_code == 0 and _tables(f"sqlite:///{database}") == {*CORE, "alembic_version"}
 
