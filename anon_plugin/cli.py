@@ -17,6 +17,8 @@ from . import __version__
 METHODS = ("blur", "pixelate", "solid", "inpaint", "generate")  # inference.fill.FILLERS; checked in tests
 STRENGTHS = ("small", "medium", "large")  # inference.mask.STRENGTHS
 RECOGNIZERS = ("sface", "facenet", "ensemble")  # inference.registry.SALIENCY
+METADATA_MODES = ("strip-identifying", "strip-all", "keep")  # metadata.MODES
+OUTPUT_FORMATS = ("same", "jpeg")  # imageio.OUTPUT_FORMATS
 
 
 def _pipeline_options(command):
@@ -57,6 +59,7 @@ class _LazyGroup(click.Group):
     """Commands that live in heavier modules are imported only when run, so --help stays instant."""
 
     lazy = {  # name: (module:command, one-line help)
+        "db": ("anon_plugin.commands.db:db", "Create or upgrade the database (Alembic migrations)."),
         "evaluate": ("anon_plugin.evaluate.command:evaluate_command",
                      "Measure anonymization on the labeled face set in DATA_DIR, every method side by side."),
         "pack-generator-data": ("anon_plugin.training.generator_data:pack_command",
@@ -107,39 +110,61 @@ def main(ctx: click.Context, config: Path | None, debug: bool) -> None:
 @_pipeline_options
 @click.option("--explain", is_flag=True, help="Also write NAME.explain.png: crop | attention map | mask | result.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a JSON report (faces, masks, before/after similarity per recognizer).")
-@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-@click.option("--keep-metadata", is_flag=True,
-              help="Keep EXIF (GPS included), XMP and comments. Default: dropped. EXIF thumbnails are always dropped.")
+              help="Write a JSON report (faces, masks, before/after similarity per recognizer, metadata removed). "
+                   "An existing file is kept unless --overwrite.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files and report.")
+@click.option("--metadata", type=click.Choice(METADATA_MODES), default="strip-all", show_default=True,
+              help="strip-all: nothing but the ICC colour profile; strip-identifying: only camera make and model, "
+                   "exposure, lens model and dates; keep: EXIF (GPS included), XMP and comments, never a "
+                   "thumbnail, maker note or IPTC. See docs/metadata.md.")
+@click.option("--keep-metadata", is_flag=True, help="Same as --metadata keep.")
+@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default="same", show_default=True,
+              help="same: the input's format (HEIC stays HEIC); jpeg: a JPEG named NAME.jpg.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True,
+              help="Quality of JPEGs made from other formats (a JPEG input keeps its own tables).")
 @click.pass_context
 def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed, detect_threshold, max_pixels,
-              explain, report, overwrite, keep_metadata):
+              explain, report, overwrite, metadata, keep_metadata, output_format, jpeg_quality):
     """Anonymize every face in INPUTS (files or folders, recursively) into the --output folder.
 
-    Exit code 0: all done; 1: some inputs failed or some face had to be
-    covered by pixelation; 2: usage error.
+    Inside a folder, hidden files, other formats and unreadable folders are
+    named on stderr as skipped. Exit code 0: all done; 1: some inputs failed
+    or were skipped, or some face had to be covered by pixelation; 2: usage
+    error, or --report names an existing file without --overwrite (nothing done).
     """
     start = time.perf_counter()
+    if keep_metadata:
+        if ctx.get_parameter_source("metadata") is click.core.ParameterSource.COMMANDLINE and metadata != "keep":
+            raise click.UsageError(f"--keep-metadata conflicts with --metadata {metadata}")
+        metadata = "keep"
+    if report is not None and not overwrite and (report.exists() or report.is_symlink()):
+        _fail(f"report: {report} exists (use --overwrite)")
+        ctx.exit(2)
     from .files import plan, process
 
-    jobs, outcomes = plan(list(inputs), outdir, overwrite, explain)
+    planned = plan(list(inputs), outdir, overwrite, explain, output_format)
+    for skipped in planned.skipped:
+        _fail(f"{skipped.path}: skipped: {skipped.reason}")
+    outcomes = list(planned.refused)
     for refused in outcomes:
         _fail(f"{refused.job.source}: {refused.error}")
     anonymizer = _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold,
                              measure=report is not None)
-    with click.progressbar(jobs, label="anonymizing", file=sys.stderr, show_pos=True,
+    with click.progressbar(planned.jobs, label="anonymizing", file=sys.stderr, show_pos=True,
                            item_show_func=lambda j: j.source.name if j else None,
-                           hidden=len(jobs) < 2) as bar:
+                           hidden=len(planned.jobs) < 2) as bar:
         for job in bar:
-            outcome = _guarded(ctx, lambda: process(job, anonymizer, max_pixels=max_pixels,
-                                                    keep_metadata=keep_metadata, explain=explain,
-                                                    overwrite=overwrite), job)
+            outcome = _guarded(ctx, lambda: process(job, anonymizer, max_pixels=max_pixels, metadata=metadata,
+                                                    output_format=output_format, jpeg_quality=jpeg_quality,
+                                                    explain=explain, overwrite=overwrite), job)
             if outcome.error:
                 _fail(f"{job.source}: {outcome.error}")
             elif not outcome.ok:
                 for face in outcome.result.faces:
                     if face.covered:
                         _fail(f"{job.source}: a face was pixelated instead ({face.error})")
+            for note in outcome.notes:
+                _fail(f"{job.source}: note: {note}")
             if outcome.result is not None:
                 _warn_still_matched(job.source, outcome.result.faces)
             outcomes.append(outcome)
@@ -148,9 +173,11 @@ def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed
         from .errors import OutputError
         from .report import write_report
 
+        options = {"method": method, "strength": strength, "threshold": anonymizer.threshold,
+                   "recognizer": recognizer, "seed": seed, "metadata": metadata, "output_format": output_format,
+                   "jpeg_quality": jpeg_quality}
         try:
-            write_report(report, outcomes, {"method": method, "strength": strength, "threshold": anonymizer.threshold,
-                                            "recognizer": recognizer, "seed": seed, "keep_metadata": keep_metadata})
+            write_report(report, outcomes, options, planned.skipped, overwrite=overwrite)
         except OutputError as exc:
             _fail(f"report: {exc}")
             reported = False
@@ -159,8 +186,8 @@ def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed
     covered = sum(o.result.failed_faces for o in done)
     failed = sum(o.error is not None for o in outcomes)
     click.echo(f"anon-plugin: {len(done)} images, {faces} faces ({covered} covered), {failed} failed, "
-               f"{time.perf_counter() - start:.1f} s", err=True)
-    ctx.exit(0 if reported and all(o.ok for o in outcomes) else 1)
+               f"{len(planned.skipped)} skipped, {time.perf_counter() - start:.1f} s", err=True)
+    ctx.exit(0 if reported and not planned.skipped and all(o.ok for o in outcomes) else 1)
 
 
 def _warn_still_matched(source: Path, faces) -> None:

@@ -1,7 +1,9 @@
 """Many files in, a mirrored tree out: planning outputs and processing one file.
 
 The library raises; this module turns each file's failure into an Outcome so
-that one bad file never stops the others.
+that one bad file never stops the others, and every file or folder of an input
+folder that is not processed into a Skipped with its reason: nothing is
+passed over in silence.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AnonPluginError, InputError
-from .imageio import SUFFIXES, encode, png_bytes, read_picture, write_atomic
+from .imageio import DEFAULT_JPEG_QUALITY, SUFFIXES, OutputFormat, encode, png_bytes, read_picture, write_atomic
 from .inference.pipeline import Anonymizer, Result
+from .metadata import Mode
 
 
 @dataclass(frozen=True)
@@ -28,38 +31,96 @@ class Outcome:
     result: Result | None = None
     error: str | None = None
     seconds: float = 0.0
+    removed: tuple[str, ...] = ()  # metadata left out of the output (see anon_plugin.metadata)
+    notes: tuple[str, ...] = ()  # what the output could not keep of the input's format
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None and self.result.failed_faces == 0
 
 
-def _walk(folder: Path, skip: Path) -> list[Path]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(root, d).resolve() != skip)
-        found += [Path(root, f) for f in sorted(files) if f.lower().endswith(SUFFIXES) and not f.startswith(".")
-                  and not f.endswith(".explain.png")]
-    return found
+@dataclass(frozen=True)
+class Skipped:
+    """A file or folder inside an input folder that is not processed, and why."""
+
+    path: Path
+    reason: str  # "hidden file", "not a supported image format (.xyz)", "folder cannot be read (...)"
+
+
+@dataclass(frozen=True)
+class Plan:
+    jobs: tuple[Job, ...]
+    refused: tuple[Outcome, ...]  # inputs that cannot be processed (missing, collisions, existing outputs)
+    skipped: tuple[Skipped, ...]  # what an input folder holds besides images
+
+
+def _unreadable(error: OSError) -> str:
+    return f"folder cannot be read ({(error.strerror or str(error)).lower()})"
+
+
+def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Skipped]]:
+    found: list[Path] = []
+    skipped: list[Skipped] = []
+
+    def refused(error: OSError) -> None:
+        skipped.append(Skipped(Path(error.filename or folder), _unreadable(error)))
+
+    for root, dirs, files in os.walk(folder, onerror=refused):
+        visible = []
+        for d in sorted(dirs):
+            path = Path(root, d)
+            if path.resolve() == skip:
+                continue  # our own output folder
+            if d.startswith("."):
+                skipped.append(Skipped(path, "hidden folder"))
+            elif path.is_symlink():
+                skipped.append(Skipped(path, "link to a folder (not followed)"))
+            else:
+                visible.append(d)
+        dirs[:] = visible
+        for name in sorted(files):
+            path = Path(root, name)
+            suffix = Path(name).suffix.lower()
+            if name.endswith(".explain.png"):
+                continue  # our own explain pictures
+            if name.startswith("."):
+                skipped.append(Skipped(path, "hidden file"))
+            elif suffix not in SUFFIXES:
+                skipped.append(Skipped(path, f"not a supported image format ({suffix or 'no suffix'})"))
+            else:
+                found.append(path)
+    return found, skipped
+
+
+def output_name(source: Path, output_format: OutputFormat = "same") -> str:
+    """The output's file name: the input's, with .jpg for a JPEG made from another format."""
+    if output_format == "jpeg" and source.suffix.lower() not in (".jpg", ".jpeg"):
+        return source.stem + ".jpg"
+    return source.name
 
 
 def plan(
-    inputs: list[Path], outdir: Path, overwrite: bool = False, explain: bool = False
-) -> tuple[list[Job], list[Outcome]]:
-    """Jobs for every image under ``inputs`` and the inputs refused up front.
+    inputs: list[Path], outdir: Path, overwrite: bool = False, explain: bool = False,
+    output_format: OutputFormat = "same",
+) -> Plan:
+    """Jobs for every image under ``inputs``, the inputs refused up front and what folders hold besides.
 
     A file goes to OUTDIR/name; a folder's images go to OUTDIR/<path inside the
-    folder>. The output folder itself is never read as input.
+    folder>. The output folder itself is never read as input. With
+    ``output_format="jpeg"`` the outputs' suffix becomes .jpg.
     """
     out = outdir.resolve()
     jobs: list[Job] = []
     refused: list[Outcome] = []
+    skipped: list[Skipped] = []
     claimed: dict[Path, Path] = {}
     for item in inputs:
         if item.is_dir():
-            pairs = [(f, out / f.relative_to(item)) for f in _walk(item, out)]
+            found, passed = _walk(item, out)
+            skipped += passed
+            pairs = [(f, (out / f.relative_to(item)).with_name(output_name(f, output_format))) for f in found]
         elif item.exists() or item.is_symlink():
-            pairs = [(item, out / item.name)]
+            pairs = [(item, out / output_name(item, output_format))]
         else:
             refused.append(Outcome(Job(item, out / item.name), error="no such file or folder"))
             continue
@@ -75,7 +136,7 @@ def plan(
             else:
                 claimed[target] = source
                 jobs.append(job)
-    return jobs, refused
+    return Plan(tuple(jobs), tuple(refused), tuple(skipped))
 
 
 def explain_path(target: Path) -> Path:
@@ -87,19 +148,23 @@ def process(
     anonymizer: Anonymizer,
     *,
     max_pixels: int,
-    keep_metadata: bool = False,
+    metadata: Mode = "strip-all",
+    output_format: OutputFormat = "same",
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
     explain: bool = False,
     overwrite: bool = False,
 ) -> Outcome:
-    """Anonymize one file and write it (and its explain picture) atomically."""
+    """Anonymize one file and write it (and its explain picture) atomically.
+
+    ``metadata``, ``output_format`` and ``jpeg_quality`` as in imageio.encode."""
     start = time.perf_counter()
     try:
         if not job.source.is_file():
             raise InputError("not a regular file")
         picture = read_picture(job.source, max_pixels)
         result = anonymizer.anonymize(picture.rgb)
-        data = encode(picture, result.image, keep_metadata)
-        write_atomic(job.target, data, overwrite)
+        encoded = encode(picture, result.image, metadata, output_format=output_format, jpeg_quality=jpeg_quality)
+        write_atomic(job.target, encoded.data, overwrite)
         if explain:
             from .inference.explain import explain_picture
 
@@ -109,5 +174,5 @@ def process(
         return Outcome(job, error=str(exc), seconds=time.perf_counter() - start)
     except MemoryError:
         return Outcome(job, error="out of memory (lower --max-pixels)", seconds=time.perf_counter() - start)
-    return Outcome(job, result, seconds=time.perf_counter() - start)
+    return Outcome(job, result, seconds=time.perf_counter() - start, removed=encoded.removed, notes=encoded.notes)
 

@@ -1,12 +1,14 @@
-"""The JSON report: per image and per face, what was done and how well it hides the person."""
+"""The JSON report: per image and per face, what was done and how well it hides the person;
+per image also the metadata left out and the format notes; and what input folders held besides images."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import __version__
-from .files import Outcome
+from .files import Outcome, Skipped
 from .imageio import write_atomic
 from .inference.pipeline import FaceRecord
 from .inference.recognition import still_matched_by
@@ -34,15 +36,18 @@ def _image(outcome: Outcome) -> dict:
              "error": outcome.error, "seconds": round(outcome.seconds, 4)}
     if outcome.result is not None:
         h, w = outcome.result.image.shape[:2]
-        entry |= {"width": w, "height": h, "faces": [_face(f) for f in outcome.result.faces]}
+        entry |= {"width": w, "height": h, "faces": [_face(f) for f in outcome.result.faces],
+                  "metadata_removed": list(outcome.removed), "notes": list(outcome.notes)}
     return entry
 
 
-def write_report(path: Path, outcomes: list[Outcome], options: dict) -> None:
-    """Write the report atomically; raises OutputError when it cannot be written.
+def write_report(path: Path, outcomes: list[Outcome], options: dict, skipped: Iterable[Skipped] = (),
+                 *, overwrite: bool = False) -> None:
+    """Write the report atomically; raises OutputError when it cannot be written (or exists without ``overwrite``).
 
     Similarity keys: sface_cosine, facenet_cosine (same person above 0.363 for SFace),
     dlib_distance (same person below 0.6); still_matched_by names the recognizers
-    past their line."""
-    report = {"anon_plugin": __version__, "options": options, "images": [_image(o) for o in outcomes]}
-    write_atomic(path, (json.dumps(report, indent=2) + "\n").encode(), overwrite=True)
+    past their line. metadata_removed names what the output left out (anon_plugin.metadata)."""
+    report = {"anon_plugin": __version__, "options": options, "images": [_image(o) for o in outcomes],
+              "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped]}
+    write_atomic(path, (json.dumps(report, indent=2) + "\n").encode(), overwrite=overwrite)

@@ -6,13 +6,16 @@ only where the process itself matters (imports, the installed entry point).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -22,13 +25,14 @@ from click.testing import CliRunner, Result
 from PIL import ExifTags, Image, ImageCms
 
 from anon_plugin import __version__, imageio
-from anon_plugin.cli import METHODS, RECOGNIZERS, STRENGTHS, main
+from anon_plugin.cli import METADATA_MODES, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS, main
 from anon_plugin.inference.detect import detect_faces
 
 PHOTO = "000486.jpg"  # 403x500, one frontal face
 SMALL = "003817.jpg"  # 195x260, one face
 TALL = "000825.jpg"  # 630x876; below row 500 there is no face
-SUMMARY = re.compile(r"^anon-plugin: (\d+) images, (\d+) faces \((\d+) covered\), (\d+) failed, [\d.]+ s$", re.M)
+SUMMARY = re.compile(r"^anon-plugin: (\d+) images, (\d+) faces \((\d+) covered\), (\d+) failed, (\d+) skipped, [\d.]+ s$",
+                     re.M)
 GPS = {ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (48.0, 51.0, 24.0),
        ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: (2.0, 21.0, 7.0)}
 XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
@@ -55,8 +59,8 @@ def run(*args: object) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def summary(result: Result) -> tuple[int, int, int, int]:
-    """(images, faces, covered, failed) from the summary line on stderr."""
+def summary(result: Result) -> tuple[int, int, int, int, int]:
+    """(images, faces, covered, failed, skipped) from the summary line on stderr."""
     found = SUMMARY.findall(result.stderr)
     assert len(found) == 1, result.stderr
     return tuple(int(v) for v in found[0])
@@ -183,7 +187,7 @@ def test_exif_orientation_is_processed_upright(tmp_path, upright, orientation, s
     result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", *(["--keep-metadata"] if keep else []))
 
     assert result.exit_code == 0, result.output
-    assert summary(result) == (1, 1, 0, 0)
+    assert summary(result) == (1, 1, 0, 0, 0)
     out = Image.open(tmp_path / "out" / path.name)
     assert out.size == upright.size
     assert out.getexif().get(ExifTags.Base.Orientation, 1) == 1
@@ -204,7 +208,7 @@ def test_formats_keep_name_format_and_size(tmp_path, upright):
     result = run("anonymize", src, "-o", tmp_path / "out", "-m", "pixelate")
 
     assert result.exit_code == 0, result.output
-    assert summary(result) == (5, 5, 0, 0)
+    assert summary(result) == (5, 5, 0, 0, 0)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"face{s}" for s in formats)
     for suffix, fmt in formats.items():
         out = Image.open(tmp_path / "out" / f"face{suffix}")
@@ -225,20 +229,24 @@ def test_modes_are_converted_and_processed(tmp_path, upright):
     Image.fromarray(np.asarray(gray).astype(np.uint16) * 257).save(src / "gray16.png")
     upright.convert("P", palette=Image.Palette.ADAPTIVE).save(src / "palette.png")
     upright.convert("CMYK").save(src / "cmyk.jpg", quality=95)
+    upright.save(src / "lossless.webp", lossless=True)
     assert [Image.open(src / n).mode for n in ("gray16.png", "palette.png", "cmyk.jpg")] == ["I;16", "P", "CMYK"]
 
     result = run("anonymize", src, "-o", tmp_path / "out", "-m", "blur")
 
     assert result.exit_code == 0, result.output
-    assert summary(result) == (5, 5, 0, 0)
+    assert summary(result) == (6, 6, 0, 0, 0)
+    assert re.search(r"^anon-plugin: .*gray16.png: note: 16-bit PNG written as 8-bit$", result.stderr, re.M)
     out = {p.name: Image.open(p) for p in (tmp_path / "out").iterdir()}
     assert {n: (im.format, im.size) for n, im in out.items()} == {
-        n: (Image.open(src / n).format, upright.size) for n in out} and len(out) == 5
+        n: (Image.open(src / n).format, upright.size) for n in out} and len(out) == 6
     assert out["gray.png"].mode == "L" and out["gray16.png"].mode == "L"
     assert out["rgba.png"].mode == "RGBA"
+    assert out["palette.png"].mode == "P" and out["cmyk.jpg"].mode == "CMYK"  # given back their own kind
+    assert (tmp_path / "out" / "lossless.webp").read_bytes()[12:16] == b"VP8L"
     assert np.array_equal(np.asarray(out["rgba.png"])[..., 3], np.asarray(alpha))
     reference = {"gray.png": gray, "gray16.png": gray, "rgba.png": upright, "palette.png": Image.open(src / "palette.png"),
-                 "cmyk.jpg": Image.open(src / "cmyk.jpg")}
+                 "cmyk.jpg": Image.open(src / "cmyk.jpg"), "lossless.webp": upright}
     for name, before in reference.items():
         assert_changed_only_in_face(np.asarray(before.convert("RGB"), np.int16), rgb(tmp_path / "out" / name),
                                     lossy=name.endswith(".jpg"))
@@ -285,7 +293,7 @@ def test_bad_inputs_fail_alone_with_one_line_each(tmp_path, photos):
     assert_one_line_errors(result, list(reasons))
     for name, reason in reasons.items():
         assert re.search(f"^anon-plugin: .*{re.escape(name)}: .*{reason}", result.stderr, re.M), name
-    assert summary(result) == (1, 1, 0, 6)
+    assert summary(result) == (1, 1, 0, 6, 0)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.jpg"]  # no *.part, nothing half-written
     assert Image.open(tmp_path / "out" / "good.jpg").size == Image.open(photos[SMALL]).size
 
@@ -328,7 +336,11 @@ def test_interrupted_write_leaves_no_file(tmp_path, photos, monkeypatch):
     ["anonymize", "{photo}", "-o", "{out}", "--strength", "huge"],
     ["anonymize", "-o", "{out}"],
     ["explain", "{photo}"],
-], ids=["no-output", "bad-method", "threshold-1.5", "bad-strength", "no-input", "explain-no-output"])
+    ["anonymize", "{photo}", "-o", "{out}", "--metadata", "strip-some"],
+    ["anonymize", "{photo}", "-o", "{out}", "--metadata", "strip-all", "--keep-metadata"],
+    ["anonymize", "{photo}", "-o", "{out}", "--output-format", "png"],
+], ids=["no-output", "bad-method", "threshold-1.5", "bad-strength", "no-input", "explain-no-output", "bad-metadata",
+        "keep-metadata-conflict", "bad-output-format"])
 def test_usage_errors_exit_2(tmp_path, photos, args):
     result = run(*[a.format(photo=photos[SMALL], out=tmp_path / "out") for a in args])
     assert result.exit_code == 2, result.output
@@ -362,8 +374,10 @@ def test_folder_tree_is_mirrored_and_output_inside_is_not_reread(tmp_path, photo
 
     for extra in ([], ["--overwrite"]):  # the second run finds the first one's outputs inside the input
         result = run("anonymize", src, "-o", src / "out", "-m", "blur", *extra)
-        assert result.exit_code == 0, result.output
-        assert summary(result) == (3, 3, 0, 0)
+        assert result.exit_code == 1, result.output  # notes.txt is named as skipped
+        assert summary(result) == (3, 3, 0, 0, 1)
+        assert re.findall(r"^anon-plugin: (.*): skipped: (.*)$", result.stderr, re.M) == [
+            (str(src / "a" / "notes.txt"), "not a supported image format (.txt)")]
         written = sorted(str(p.relative_to(src / "out")) for p in (src / "out").rglob("*") if p.is_file())
         assert written == wanted
 
@@ -378,7 +392,7 @@ def test_photo_without_face_is_written_without_metadata(tmp_path, photos):
     result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", "--report", tmp_path / "report.json")
 
     assert result.exit_code == 0, result.output
-    assert summary(result) == (1, 0, 0, 0)
+    assert summary(result) == (1, 0, 0, 0, 0)
     out = Image.open(tmp_path / "out" / "street.jpg")
     assert out.size == no_face.size and not out.getexif() and "comment" not in out.info
     (image,) = json.loads((tmp_path / "report.json").read_text())["images"]
@@ -395,7 +409,7 @@ def test_report_and_explain(tmp_path, photos):
                  "--threshold", "0.5", "--report", report, "--explain")
 
     assert result.exit_code == 0, result.output
-    assert summary(result) == (2, 2, 0, 0)
+    assert summary(result) == (2, 2, 0, 0, 0)
     for name in (PHOTO, SMALL):
         explain = Image.open(tmp_path / "out" / name.replace(".jpg", ".explain.png"))
         assert explain.format == "PNG" and explain.width == 4 * 256
@@ -429,6 +443,104 @@ def test_unwritable_report_fails_in_one_line(tmp_path, photos):
     assert Image.open(tmp_path / "out" / SMALL).size == Image.open(photos[SMALL]).size
 
 
+def test_existing_report_is_refused_before_any_work(tmp_path, photos):
+    report = tmp_path / "report.json"
+    report.write_text("last week's report\n")
+
+    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--report", report)
+
+    assert result.exit_code == 2
+    assert result.stderr == f"anon-plugin: report: {report} exists (use --overwrite)\n"
+    assert report.read_text() == "last week's report\n" and not (tmp_path / "out").exists()
+
+    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--report", report, "--overwrite")
+    assert result.exit_code == 0, result.output
+    (image,) = json.loads(report.read_text())["images"]
+    assert image["status"] == "ok" and image["metadata_removed"] == [] and image["notes"] == []
+
+
+@contextlib.contextmanager
+def as_nobody():
+    """Run the block with an unprivileged uid when we are root, so that mode 000 means it."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setresgid(65534, 65534, 0)  # the saved ids stay root's, so we can come back
+    os.setresuid(65534, 65534, 0)
+    try:
+        yield
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
+
+
+def test_what_folders_hold_besides_images_is_named(tmp_path, photos, monkeypatch):
+    base = Path(tempfile.mkdtemp(prefix="anon-cli-"))  # not under pytest's 0700 tmp: nobody must reach it
+    src, locked = base / "photos", base / "locked"
+    (src / ".thumbnails").mkdir(parents=True)
+    locked.mkdir()
+    shutil.copy(photos[SMALL], src / "face.jpg")
+    for name in (".face.jpg", "notes.TXT", "face.explain.png"):
+        (src / name).write_bytes(b"")
+    for folder in (base, src, src / ".thumbnails"):
+        folder.chmod(0o755)
+    (src / "face.jpg").chmod(0o644)
+    locked.chmod(0)
+    real_walk = os.walk
+
+    def walk_unprivileged(*args, **kwargs):  # as root, only listing the folders runs unprivileged
+        walker = real_walk(*args, **kwargs)
+        while True:
+            with as_nobody():
+                try:
+                    step = next(walker)
+                except StopIteration:
+                    return
+            yield step
+
+    monkeypatch.setattr(os, "walk", walk_unprivileged)
+    try:
+        with as_nobody():
+            assert not os.access(locked, os.R_OK), "mode 000 is readable here"
+        report = tmp_path / "report.json"
+        result = run("anonymize", locked, src, "-o", tmp_path / "out", "-m", "blur", "--report", report)
+    finally:
+        locked.chmod(0o755)
+        shutil.rmtree(base)
+
+    assert result.exit_code == 1, result.output
+    assert summary(result) == (1, 1, 0, 0, 4)
+    skipped = {(str(src / ".thumbnails"), "hidden folder"), (str(src / ".face.jpg"), "hidden file"),
+               (str(src / "notes.TXT"), "not a supported image format (.txt)"),
+               (str(locked), "folder cannot be read (permission denied)")}
+    assert set(re.findall(r"^anon-plugin: (.*): skipped: (.*)$", result.stderr, re.M)) == skipped
+    assert_one_line_errors(result, [".thumbnails", ".face.jpg", "notes.TXT", str(locked)])
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["face.jpg"]  # the unreadable folder stopped nothing
+    data = json.loads(report.read_text())
+    assert {(s["path"], s["reason"]) for s in data["skipped"]} == skipped
+
+
+def test_heic_in_heic_or_jpeg_out(tmp_path, upright):
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    path = tmp_path / "phone.HEIC"
+    exif = Image.Exif()
+    exif.get_ifd(ExifTags.IFD.GPSInfo).update(GPS)
+    exif[ExifTags.Base.Make] = "Apple"
+    upright.save(path, format="HEIF", quality=90, exif=exif)
+
+    same = run("anonymize", path, "-o", tmp_path / "same", "-m", "blur", "--metadata", "strip-identifying")
+    jpeg = run("anonymize", path, "-o", tmp_path / "jpeg", "-m", "blur", "--output-format", "jpeg")
+
+    assert same.exit_code == 0 and jpeg.exit_code == 0, same.output + jpeg.output
+    heic, jpg = Image.open(tmp_path / "same" / "phone.HEIC"), Image.open(tmp_path / "jpeg" / "phone.jpg")
+    assert (heic.format, heic.size, jpg.format, jpg.size) == ("HEIF", upright.size, "JPEG", upright.size)
+    assert dict(heic.getexif()) == {ExifTags.Base.Make: "Apple"} and not jpg.getexif()
+    for out in (tmp_path / "same" / "phone.HEIC", tmp_path / "jpeg" / "phone.jpg"):
+        assert_changed_only_in_face(np.asarray(upright, np.int16), rgb(out), lossy=True)
+
+
 def test_explain_command(tmp_path, photos):
     out = tmp_path / "explain.png"
     result = run("explain", photos[SMALL], "-o", out, "-m", "blur")
@@ -453,7 +565,7 @@ def test_failed_saliency_pixelates_the_face(tmp_path, photos, monkeypatch):
     result = run("anonymize", photos[PHOTO], "-o", tmp_path / "out", "--report", report)
 
     assert result.exit_code == 1
-    assert summary(result) == (1, 1, 1, 0)
+    assert summary(result) == (1, 1, 1, 0, 0)
     (line,) = [line for line in result.stderr.splitlines() if "pixelated" in line]
     assert PHOTO in line and "attention exploded" in line
     (face,) = json.loads(report.read_text())["images"][0]["faces"]
@@ -468,11 +580,13 @@ def test_failed_saliency_pixelates_the_face(tmp_path, photos, monkeypatch):
 
 
 def test_choices_match_the_registries():
+    from anon_plugin import metadata
     from anon_plugin.inference import fill, mask, registry
 
     assert METHODS == tuple(fill.FILLERS)
     assert STRENGTHS == tuple(mask.STRENGTHS)
     assert RECOGNIZERS == registry.SALIENCY
+    assert METADATA_MODES == metadata.MODES and OUTPUT_FORMATS == imageio.OUTPUT_FORMATS
 
 
 def test_every_lazy_command_loads_with_its_listed_help():
@@ -502,5 +616,5 @@ def test_installed_command_end_to_end(tmp_path, photos):
     done = subprocess.run([str(command), "anonymize", str(photos[SMALL]), "-o", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert SUMMARY.search(done.stderr).groups() == ("1", "1", "0", "0")
+    assert SUMMARY.search(done.stderr).groups() == ("1", "1", "0", "0", "0")
     assert Image.open(tmp_path / "out" / SMALL).size == Image.open(photos[SMALL]).size

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import piexif
 import pytest
 from PIL import Image
 
-from anon_plugin.files import Job, explain_path, plan, process
+from anon_plugin.files import Job, Skipped, explain_path, plan, process
 from anon_plugin.inference.pipeline import Anonymizer
 
 
@@ -29,17 +35,74 @@ def photo(wild_photos: list[Path]) -> Path:
 
 def test_plan_mirrors_the_tree_and_skips_the_output_folder_inside_it(tmp_path):
     src = tmp_path / "in"
-    wanted = [Path("a.jpg"), Path("sub/b.PNG"), Path("sub/deeper/c.jpeg")]
+    wanted = [Path("a.jpg"), Path("sub/b.PNG"), Path("sub/deeper/c.jpeg"), Path("sub/phone.HEIC")]
     for rel in wanted:
         touch(src / rel)
-    for rel in ["notes.txt", ".hidden.jpg", ".cache/d.jpg", "a.explain.png", "out/old.jpg", "out/sub/b.PNG"]:
+    for rel in ["notes.txt", "sub/README", ".hidden.jpg", ".cache/d.jpg", "a.explain.png", "out/old.jpg",
+                "out/sub/b.PNG"]:
         touch(src / rel)
 
-    jobs, refused = plan([src], src / "out", overwrite=True)
+    planned = plan([src], src / "out", overwrite=True)
 
-    assert refused == []
-    assert sorted((j.source.relative_to(src), j.target) for j in jobs) == sorted(
+    assert planned.refused == ()
+    assert sorted((j.source.relative_to(src), j.target) for j in planned.jobs) == sorted(
         (rel, (src / "out" / rel).resolve()) for rel in wanted)
+    # Everything else is named with its reason, except our own outputs (out/, *.explain.png).
+    assert sorted((s.path.relative_to(src), s.reason) for s in planned.skipped) == [
+        (Path(".cache"), "hidden folder"), (Path(".hidden.jpg"), "hidden file"),
+        (Path("notes.txt"), "not a supported image format (.txt)"),
+        (Path("sub/README"), "not a supported image format (no suffix)")]
+
+
+def test_plan_names_jpeg_outputs_jpg(tmp_path):
+    src = tmp_path / "in"
+    for rel in ["a.png", "b.jpeg", "c.HEIC", "d.jpg", "d.png"]:
+        touch(src / rel)
+    planned = plan([src], tmp_path / "out", output_format="jpeg")
+    assert sorted(j.target.name for j in planned.jobs) == ["a.jpg", "b.jpeg", "c.jpg", "d.jpg"]
+    assert [o.error for o in planned.refused] == [f"{src / 'd.jpg'} already writes {(tmp_path / 'out' / 'd.jpg').resolve()}"]
+
+
+@contextlib.contextmanager
+def as_nobody() -> Iterator[None]:
+    """Run the block with an unprivileged effective uid when we are root, so that mode 000 means it."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setresgid(65534, 65534, 0)  # the saved ids stay root's, so we can come back
+    os.setresuid(65534, 65534, 0)
+    try:
+        yield
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
+
+
+def test_unreadable_folders_are_reported_and_do_not_stop_the_others():
+    base = Path(tempfile.mkdtemp(prefix="anon-files-"))  # not under pytest's 0700 tmp: nobody must reach it
+    try:
+        base.chmod(0o755)
+        touch(base / "good" / "a.jpg")
+        touch(base / "good" / "locked" / "b.jpg")
+        touch(base / "locked" / "c.jpg")
+        for folder in (base / "good", base / "good" / "locked", base / "locked"):
+            folder.chmod(0o755)
+        (base / "good" / "a.jpg").chmod(0o644)
+        (base / "good" / "locked").chmod(0)
+        (base / "locked").chmod(0)
+        with as_nobody():
+            assert not os.access(base / "locked", os.R_OK), "mode 000 is readable here"
+            planned = plan([base / "locked", base / "good"], base / "out")
+    finally:
+        for folder in (base / "good" / "locked", base / "locked"):
+            folder.chmod(0o755)
+        shutil.rmtree(base)
+
+    assert [j.source for j in planned.jobs] == [base / "good" / "a.jpg"]
+    assert planned.skipped == (
+        Skipped(base / "locked", "folder cannot be read (permission denied)"),
+        Skipped(base / "good" / "locked", "folder cannot be read (permission denied)"),
+    )
 
 
 def test_plan_refuses_missing_colliding_existing_and_in_place(tmp_path):
@@ -48,34 +111,44 @@ def test_plan_refuses_missing_colliding_existing_and_in_place(tmp_path):
     kept = touch(tmp_path / "kept.png")
     touch(out / "kept.png")
 
-    jobs, refused = plan([a, b, kept, tmp_path / "missing.jpg"], out)
+    planned = plan([a, b, kept, tmp_path / "missing.jpg"], out)
 
-    assert [j.source for j in jobs] == [a]
-    errors = {o.job.source: o.error for o in refused}
+    assert [j.source for j in planned.jobs] == [a]
+    errors = {o.job.source: o.error for o in planned.refused}
     assert set(errors) == {b, kept, tmp_path / "missing.jpg"}
     assert "already writes" in errors[b] and "exists" in errors[kept] and "no such file" in errors[tmp_path / "missing.jpg"]
 
-    jobs, refused = plan([kept], out, overwrite=True)
-    assert [j.source for j in jobs] == [kept] and refused == []
+    planned = plan([kept], out, overwrite=True)
+    assert [j.source for j in planned.jobs] == [kept] and planned.refused == ()
 
-    jobs, refused = plan([kept], tmp_path)
-    assert jobs == [] and "replace the original" in refused[0].error
+    planned = plan([kept], tmp_path)
+    assert planned.jobs == () and "replace the original" in planned.refused[0].error
 
 
 def test_plan_refuses_an_existing_explain_picture(tmp_path):
     photo = touch(tmp_path / "p.jpg")
     touch(explain_path(tmp_path / "out" / "p.jpg"))
-    assert plan([photo], tmp_path / "out")[1] == []
-    jobs, refused = plan([photo], tmp_path / "out", explain=True)
-    assert jobs == [] and "p.explain.png exists" in refused[0].error
+    assert plan([photo], tmp_path / "out").refused == ()
+    planned = plan([photo], tmp_path / "out", explain=True)
+    assert planned.jobs == () and "p.explain.png exists" in planned.refused[0].error
 
 
 def test_process_writes_the_anonymized_photo(tmp_path, anonymizer, photo):
+    source = tmp_path / photo.name
+    Image.open(photo).save(source, quality=90, exif=piexif.dump({
+        "0th": {piexif.ImageIFD.Make: b"Canon", piexif.ImageIFD.Artist: b"Jane Doe"},
+        "GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N"}}))
     target = tmp_path / "out" / photo.name
-    outcome = process(Job(photo, target), anonymizer, max_pixels=10**8, explain=True)
+    outcome = process(Job(source, target), anonymizer, max_pixels=10**8, explain=True, metadata="strip-identifying")
     assert outcome.ok and len(outcome.result.faces) == 1
+    assert outcome.removed == ("Artist", "GPSInfo") and outcome.notes == ()
     assert Image.open(target).size == Image.open(photo).size
+    assert dict(Image.open(target).getexif()) == {0x010F: "Canon"}
     assert Image.open(explain_path(target)).format == "PNG"
+
+    png = tmp_path / "out" / "photo.jpg"
+    outcome = process(Job(target, png), anonymizer, max_pixels=10**8, output_format="jpeg", jpeg_quality=80)
+    assert outcome.ok and outcome.removed == ("Make",) and Image.open(png).format == "JPEG"
 
 
 def test_process_turns_failures_into_outcomes(tmp_path, anonymizer, photo):
