@@ -385,8 +385,18 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (the folder's entry is what a crash could lose)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never half a file."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and a
+    rename: after a crash the path holds the old file or the new one, never half of one."""
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists (use --overwrite)")
     try:
@@ -395,9 +405,12 @@ def write_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
             os.chmod(tmp, _new_file_mode())  # mkstemp's 0600 would hide the photo from other users
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
+        _fsync_folder(path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
