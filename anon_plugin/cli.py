@@ -13,12 +13,9 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .policies import METADATA, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS
 
-METHODS = ("blur", "pixelate", "solid", "inpaint", "generate")  # inference.fill.FILLERS; checked in tests
-STRENGTHS = ("small", "medium", "large")  # inference.mask.STRENGTHS
-RECOGNIZERS = ("sface", "facenet", "ensemble")  # inference.registry.SALIENCY
-METADATA_MODES = ("strip-identifying", "strip-all", "keep")  # metadata.MODES
-OUTPUT_FORMATS = ("same", "jpeg")  # imageio.OUTPUT_FORMATS
+METADATA_MODES = (*METADATA, "keep")  # the CLI alone may keep metadata (metadata.MODES)
 
 
 def _pipeline_options(command):

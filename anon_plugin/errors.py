@@ -36,3 +36,7 @@ class PolicyError(AnonPluginError):
 
 class StoreError(AnonPluginError):
     """The database cannot be used: unreachable, unreadable, or its schema is not the one this code expects."""
+
+
+class AlbumError(AnonPluginError):
+    """An album named by the admin does not exist, is ambiguous, or cannot do what was asked."""

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .tables import Album, AuditEntry, PolicyVersion
+from .tables import Album, AuditEntry, Output, Photo, PolicyVersion
 
 
 def album(session: Session, root: str, name: str) -> Album | None:
@@ -52,3 +52,21 @@ def add_policy_version(session: Session, album_id: int, policy: dict[str, Any], 
 def audit(session: Session, user: str | None, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
     """One line of the audit log: who did what to which target."""
     session.add(AuditEntry(user_name=user, action=action, target=target, detail=detail))
+
+
+def photo_at(session: Session, album_id: int, path: str) -> Photo | None:
+    return session.scalar(sa.select(Photo).where(Photo.album_id == album_id, Photo.relative_path == path))
+
+
+def live_outputs(session: Session, photo_id: int) -> list[Output]:
+    """The photo's outputs that are still in force: its public copy, or the copy held back."""
+    return list(session.scalars(
+        sa.select(Output).where(Output.photo_id == photo_id, Output.status.in_(("published", "held")))
+    ))
+
+
+def published_count(session: Session, album_id: int) -> int:
+    return session.scalar(
+        sa.select(sa.func.count()).select_from(Output).join(Photo, Photo.id == Output.photo_id)
+        .where(Photo.album_id == album_id, Output.status == "published")
+    ) or 0
