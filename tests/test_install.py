@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _tracked_files() -> list[str]:
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
                             capture_output=True, text=True).stdout.split("\n")
-    return [f for f in listed if f and (REPO / f).is_file() and not f.startswith(("examples/", "docs/img/"))]
+    return [f for f in listed if f and (REPO / f).is_file() and not f.startswith("docs/img/")]
 
 
 @pytest.fixture(scope="module")

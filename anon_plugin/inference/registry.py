@@ -20,8 +20,8 @@ from typing import Any
 
 from ..errors import ModelError
 from ..hashing import sha256
+from ..resources import shipped_dir
 
-WEIGHTS_PACKAGE = "anon_plugin.models"  # the top-level models/ folder, installed with the package
 MANIFEST = "manifest.toml"
 
 
@@ -59,16 +59,11 @@ def _package_dir(package: str) -> Path:
 
 
 def weights_dir() -> Path:
-    """The folder holding our own weight files and the manifest: installed as
-    ``anon_plugin.models`` by ``pip install .``, or the checkout's models/
-    (an editable install or a run from the source tree)."""
-    checkout = Path(__file__).resolve().parents[2] / "models"
-    try:
-        return _package_dir(WEIGHTS_PACKAGE)
-    except (ModelError, ModuleNotFoundError):
-        if (checkout / MANIFEST).is_file():
-            return checkout
-        raise ModelError(f"the model manifest is not installed (no {WEIGHTS_PACKAGE}, no {checkout})") from None
+    """The folder holding our own weight files and the manifest (``models/``, shipped in the package)."""
+    found = shipped_dir("models", MANIFEST)
+    if found is None:
+        raise ModelError("the model manifest is not installed (no anon_plugin.models, no models/ in the checkout)")
+    return found
 
 
 @functools.cache

@@ -12,7 +12,6 @@ migrated by a newer anon-plugin).
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,9 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 from ..errors import StoreError
+from ..resources import shipped_dir
 from .db import engine_for, safe_url
 
-MIGRATIONS_PACKAGE = "anon_plugin.migrations"
 _T = TypeVar("_T")
 
 
@@ -50,18 +49,11 @@ class SchemaState:
 
 
 def script_location() -> Path:
-    """The folder holding env.py and versions/: installed as ``anon_plugin.migrations``,
-    or the checkout's migrations/."""
-    checkout = Path(__file__).resolve().parents[2] / "migrations"
-    try:
-        found = importlib.util.find_spec(MIGRATIONS_PACKAGE)
-    except ModuleNotFoundError:
-        found = None
-    if found is not None and found.submodule_search_locations:
-        return Path(next(iter(found.submodule_search_locations)))
-    if (checkout / "env.py").is_file():
-        return checkout
-    raise StoreError(f"the migrations are not installed (no {MIGRATIONS_PACKAGE}, no {checkout})")
+    """The folder holding env.py and versions/ (``migrations/``, shipped in the package)."""
+    found = shipped_dir("migrations", "env.py")
+    if found is None:
+        raise StoreError("the migrations are not installed (no anon_plugin.migrations, no migrations/ in the checkout)")
+    return found
 
 
 def alembic_config(url: str) -> Config:
