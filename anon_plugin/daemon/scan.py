@@ -1,0 +1,127 @@
+"""Every candidate photo under the library roots, found by walking the folders.
+
+Events are not enough: photos added while the daemon was down send none, and
+inotify drops events when its queue overflows or its watch limit is reached.
+So the service walks the roots at start and again every ``rescan_interval``
+and compares what it finds with the store. The walk never follows symbolic
+links (a link could lead out of the library, or in circles) and never looks
+into an ignored folder. A folder it cannot read is reported and skipped; the
+walk goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .ignore import PathFilter
+
+log = logging.getLogger("anon_plugin.daemon")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A candidate photo: ``path`` is POSIX, relative to the album folder ``root / album``."""
+
+    root: Path
+    album: str
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something the walk could not look at: ``album`` and ``path`` are "" when it was the root or the album."""
+
+    root: Path
+    album: str
+    path: str
+    reason: str
+
+
+def _entries(folder: Path, where: tuple[Path, str, str], problems: list[Skipped] | None) -> list[os.DirEntry]:
+    """The folder's entries sorted by name; [] (and a problem) when it cannot be read."""
+    try:
+        with os.scandir(folder) as listing:
+            return sorted(listing, key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return []  # removed while we walked: nothing to report
+    except OSError as exc:
+        _report(Skipped(*where, f"cannot read folder: {exc.strerror or exc}"), problems)
+        return []
+
+
+def _report(skipped: Skipped, problems: list[Skipped] | None) -> None:
+    log.warning("skipped %s: %s", skipped.root / skipped.album / skipped.path, skipped.reason)
+    if problems is not None:
+        problems.append(skipped)
+
+
+def albums(roots: Iterable[Path], path_filter: PathFilter = PathFilter(), *,
+           problems: list[Skipped] | None = None) -> list[tuple[Path, str]]:
+    """The albums: ``(root, folder name)`` of each first-level folder that is not ignored."""
+    found = []
+    for root in roots:
+        if not root.is_dir():
+            # Reported, never silent: an unmounted share must not read as "every photo was deleted".
+            _report(Skipped(root, "", "", "library root is missing or not a folder"), problems)
+            continue
+        for entry in _entries(root, (root, "", ""), problems):
+            if entry.is_dir(follow_symlinks=False) and path_filter.folder_reason(PurePosixPath(entry.name)) is None:
+                found.append((root, entry.name))
+    return found
+
+
+def scan_album(root: Path, album: str, path_filter: PathFilter, *, under: str = "",
+               problems: list[Skipped] | None = None) -> Iterator[Found]:
+    """The candidate photos in one album, or in its subfolder ``under`` (POSIX, relative to the album).
+
+    Depth first: a folder's photos in name order, then its subfolders in name order.
+    """
+    stack = [PurePosixPath(under)]
+    while stack:
+        relative = stack.pop()
+        subfolders = []
+        for entry in _entries(root / album / relative, (root, album, _posix(relative)), problems):
+            inner = relative / entry.name
+            in_root = PurePosixPath(album) / inner
+            if entry.is_dir(follow_symlinks=False):
+                if path_filter.folder_reason(in_root) is None:
+                    subfolders.append(inner)
+            elif path_filter.reason(in_root) is None:
+                yield from _found(entry, root, album, inner, problems)
+        stack.extend(reversed(subfolders))
+
+
+def _posix(relative: PurePosixPath) -> str:
+    return "" if relative == PurePosixPath() else str(relative)
+
+
+def _found(entry: os.DirEntry, root: Path, album: str, inner: PurePosixPath,
+           problems: list[Skipped] | None) -> Iterator[Found]:
+    if entry.is_symlink():
+        _report(Skipped(root, album, str(inner), "symbolic link, not followed"), problems)
+        return
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _report(Skipped(root, album, str(inner), f"cannot stat: {exc.strerror or exc}"), problems)
+        return
+    if entry.is_file(follow_symlinks=False):
+        yield Found(root, album, str(inner), st.st_size, st.st_mtime_ns)
+
+
+def scan(roots: Iterable[Path], path_filter: PathFilter, *, problems: list[Skipped] | None = None) -> Iterator[Found]:
+    """Every candidate photo under ``roots``: root by root, album by album (name order), as ``scan_album``.
+
+    Folders that cannot be read are logged and, when ``problems`` is a list,
+    appended to it as ``Skipped``; the walk goes on without them.
+    """
+    for root, album in albums(roots, path_filter, problems=problems):
+        yield from scan_album(root, album, path_filter, problems=problems)

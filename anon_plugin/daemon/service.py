@@ -1,0 +1,176 @@
+"""The daemon: the watcher, the rescans and the workers wired to one store.
+
+The watcher only produces work (``Change``s on its own thread); this module
+turns each one into store updates and queued jobs, in a short transaction;
+workers run the jobs. At start, temporary files an interrupted write left
+in the public root are removed and a full scan catches what happened while
+the daemon was down; a periodic rescan catches what the watcher missed.
+``stop`` (SIGTERM, SIGINT) stops claiming, lets each worker finish the
+batch in hand, and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .. import albums, photos, publish
+from ..config import Settings
+from ..jobs import queue
+from ..jobs.worker import Worker
+from ..store import migrate, queries
+from ..store.db import engine_for, session_scope
+from ..store.tables import Album, Photo
+from .ignore import PathFilter
+from .scan import Found, albums as album_folders, scan_album
+from .watcher import Change, Watcher
+
+log = logging.getLogger("anon_plugin.daemon")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _found(root: Path, album: str, path: str) -> Found | None:
+    """The file as it is now, None when it is gone or no longer a regular file."""
+    try:
+        st = os.stat(root / album / path, follow_symlinks=False)
+    except OSError:
+        return None
+    import stat
+
+    return Found(root, album, path, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+class Service:
+    """One daemon: ``start()``, then ``stop()`` (or ``run()`` until a signal)."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None):
+        if settings.public_root is None:
+            raise ValueError("the daemon needs public_root and library_roots in the settings")
+        self.settings = settings
+        self.public_root = settings.public_root
+        self.filter = PathFilter(settings.watch.ignore)
+        self.engine = engine or engine_for(settings.database_url)
+        self.device = settings.resolved_device()
+        self.stopping = threading.Event()
+        self.watcher = Watcher.from_settings(settings, sink=self.handle)
+        self.workers = [Worker(self.engine, self.public_root, f"{os.uname().nodename}:{os.getpid()}:{i}",
+                               self.device, settings.inference.max_batch)
+                        for i in range(settings.inference.workers)]
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()  # the watcher's changes and the rescans take turns
+
+    def start(self) -> None:
+        import torch
+
+        migrate.require_head(self.settings.database_url)
+        torch.set_num_threads(self.settings.inference.threads)
+        for path in publish.clean_temp_files(self.public_root):
+            log.info("removed %s, left by an interrupted write", path)
+        with session_scope(self.engine) as session:
+            if reclaimed := queue.reclaim_dead(session, os.uname().nodename, _alive):
+                log.info("%d job(s) of a daemon that died on this machine queued again", reclaimed)
+        self.watcher.start()  # first, so nothing that happens during the scan is missed
+        self.rescan()
+        self._threads = [threading.Thread(target=w.run, args=(self.stopping,), name=w.name) for w in self.workers]
+        self._threads.append(threading.Thread(target=self._rescans, name="rescan", daemon=True))
+        for thread in self._threads:
+            thread.start()
+        log.info("watching %s; publishing to %s on %s with %d worker(s)",
+                 ", ".join(map(str, self.settings.library_roots)), self.public_root, self.device, len(self.workers))
+
+    def stop(self, timeout: float = 300.0) -> None:
+        """Stop claiming work; each worker finishes the batch in hand; the watcher stops."""
+        self.stopping.set()
+        self.watcher.stop()
+        for thread in self._threads:
+            if not thread.daemon:
+                thread.join(timeout)
+        log.info("stopped")
+
+    def _rescans(self) -> None:
+        while not self.stopping.wait(self.settings.watch.rescan_interval):
+            try:
+                self.rescan()
+            except Exception:
+                log.exception("rescan failed; trying again at the next one")
+
+    def rescan(self) -> None:
+        """Bring the store in line with the library: albums, new and changed photos, vanished ones."""
+        folders = album_folders(self.settings.library_roots, self.filter)
+        with self._lock, session_scope(self.engine) as session:
+            for name in albums.sync(session, folders, self.settings.share_new_albums):
+                log.info("new album %s", name)
+            for album in session.scalars(sa.select(Album).where(Album.removed_at.is_(None))):
+                present, problems = set(), []
+                for found in scan_album(Path(album.root), album.name, self.filter, problems=problems):
+                    present.add(found.path)
+                    photos.seen(session, album, found)
+                if problems:  # a folder that cannot be read now is not a folder whose photos were deleted
+                    log.warning("album %s: %d folder(s) could not be read; no photo counted as deleted",
+                                album.name, len(problems))
+                    continue
+                for photo in session.scalars(sa.select(Photo).where(
+                        Photo.album_id == album.id, Photo.state != "removed")):
+                    if photo.relative_path not in present:
+                        photos.deleted(session, album, photo.relative_path, self.public_root)
+
+    def handle(self, change: Change) -> None:
+        """A change from the watcher, on the watcher's thread: a short transaction, no inference."""
+        with self._lock, session_scope(self.engine) as session:
+            if change.kind in ("album_added", "album_removed"):
+                albums.sync(session, album_folders(self.settings.library_roots, self.filter),
+                            self.settings.share_new_albums)
+                return
+            album = queries.album(session, str(change.root), change.album)
+            if album is None:
+                albums.sync(session, album_folders(self.settings.library_roots, self.filter),
+                            self.settings.share_new_albums)
+                album = queries.album(session, str(change.root), change.album)
+                if album is None:
+                    return
+            if change.kind == "ready":
+                found = _found(change.root, change.album, change.path)
+                if found is not None and photos.seen(session, album, found):
+                    log.info("%s/%s: queued", change.album, change.path)
+            elif change.kind == "deleted":
+                if not (change.root / change.album).is_dir():
+                    # The whole album (or its share) is gone: an unmounted share looks the same as a
+                    # deletion. The copies stay until the folder is back or the admin unshares it.
+                    log.warning("%s: album folder not there; its public copies are kept", change.album)
+                    return
+                paths = queries.photo_paths_under(session, album.id, change.path) if change.folder else [change.path]
+                for path in paths:
+                    if photos.deleted(session, album, path, self.public_root):
+                        log.info("%s/%s: original deleted, public copy removed", change.album, path)
+            elif change.kind == "moved":
+                found = _found(change.root, change.album, change.new_path)
+                if found is not None:
+                    photos.moved(session, album, change.path, found, self.public_root)
+                    log.info("%s/%s: moved to %s", change.album, change.path, change.new_path)
+
+    def run(self) -> None:
+        """Start, serve until SIGTERM or SIGINT, then stop cleanly."""
+        import signal
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        self.start()
+        try:
+            while not self.stopping.wait(1.0):
+                pass
+        finally:
+            self.stop()
