@@ -56,7 +56,16 @@ class _LazyGroup(click.Group):
     """Commands that live in heavier modules are imported only when run, so --help stays instant."""
 
     lazy = {  # name: (module:command, one-line help)
+        "albums": ("anon_plugin.commands.albums:albums_group", "List albums and share, unshare or republish them."),
         "db": ("anon_plugin.commands.db:db", "Create or upgrade the database (Alembic migrations)."),
+        "demo": ("anon_plugin.commands.daemon:demo_command",
+                 "Run the daemon on a demo album made from the bundled example photo, then say what it published."),
+        "policy": ("anon_plugin.commands.policy:policy_group", "Show or change an album's policy."),
+        "provenance": ("anon_plugin.commands.provenance:provenance_command",
+                       "Print the record of an original or a public copy as JSON."),
+        "serve": ("anon_plugin.commands.daemon:serve_command", "Run the daemon (and the admin panel) in one process."),
+        "watch": ("anon_plugin.commands.daemon:watch_command",
+                  "Run the daemon: publish public copies of the shared albums' photos."),
         "evaluate": ("anon_plugin.evaluate.command:evaluate_command",
                      "Measure anonymization on the labeled face set in DATA_DIR, every method side by side."),
         "pack-generator-data": ("anon_plugin.training.generator_data:pack_command",

@@ -12,6 +12,7 @@ refused, never cut to their first frame.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import os
 import tempfile
@@ -59,6 +60,8 @@ class Picture:
     palette: Palette | None = None
     cmyk: np.ndarray | None = None  # uint8 (H, W, 4): a CMYK input's own values
     notes: tuple[str, ...] = ()  # what reading could not keep (e.g. "16-bit PNG written as 8-bit")
+    sha256: str = ""  # of the file's bytes, exactly those decoded here (provenance names the source by it)
+    size: int = 0  # of the file's bytes
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,8 @@ def read_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pict
         upright = upright.convert("RGBA")
         alpha = np.asarray(upright)[..., 3].copy()
     rgb = np.asarray(_to_8bit(upright).convert("RGB")).copy()
-    return Picture(rgb, fmt, gray, alpha, options, found, palette, cmyk, notes)
+    return Picture(rgb, fmt, gray, alpha, options, found, palette, cmyk, notes,
+                   hashlib.sha256(data).hexdigest(), len(data))
 
 
 def load_rgb(image: str | Path | np.ndarray | Image.Image) -> np.ndarray:

@@ -6,28 +6,9 @@ The database is the one the settings name (``database_url``; by default
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import click
 
-from ..errors import AnonPluginError
-
-
-def _run(ctx: click.Context, work: Callable[[str], object]) -> tuple[str, object]:
-    """The settings' database URL and ``work(url)``; a library error prints one line and exits 1."""
-    from ..cli import _fail, _unexpected
-    from ..config import load_settings
-
-    try:
-        url = load_settings(ctx.obj["config"]).database_url
-        return url, work(url)
-    except AnonPluginError as exc:
-        _fail(str(exc))
-    except Exception as exc:
-        if ctx.obj["debug"]:
-            raise
-        _fail(_unexpected(exc))
-    ctx.exit(1)
+from . import guarded, settings
 
 
 @click.group("db")
@@ -43,7 +24,8 @@ def upgrade(ctx: click.Context, revision: str) -> None:
     from ..store import migrate
     from ..store.db import safe_url
 
-    url, state = _run(ctx, lambda url: migrate.upgrade(url, revision))
+    url = settings(ctx).database_url
+    state = guarded(ctx, lambda: migrate.upgrade(url, revision))
     click.echo(f"anon-plugin: database {safe_url(url)} at {state}", err=True)
 
 
@@ -55,7 +37,8 @@ def downgrade(ctx: click.Context, revision: str) -> None:
     from ..store import migrate
     from ..store.db import safe_url
 
-    url, state = _run(ctx, lambda url: migrate.downgrade(url, revision))
+    url = settings(ctx).database_url
+    state = guarded(ctx, lambda: migrate.downgrade(url, revision))
     click.echo(f"anon-plugin: database {safe_url(url)} at {state}", err=True)
 
 
@@ -65,5 +48,6 @@ def current(ctx: click.Context) -> None:
     """Print the database's revision and the newest one this anon-plugin knows."""
     from ..store import migrate
 
-    _, state = _run(ctx, migrate.current)
+    url = settings(ctx).database_url
+    state = guarded(ctx, lambda: migrate.current(url))
     click.echo(str(state))

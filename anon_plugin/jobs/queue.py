@@ -12,6 +12,7 @@ claim the same job. On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` does the same.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -117,6 +118,19 @@ def release(session: Session, job_ids: list[int], worker: str) -> None:
         if job is not None:
             job.state, job.claimed_by, job.claimed_until = "queued", None, None
             job.attempts = max(0, job.attempts - 1)
+
+
+def reclaim_dead(session: Session, host: str, alive: Callable[[int], bool]) -> int:
+    """Queue again, at once, the jobs held by workers of this host whose process is gone (a daemon
+    killed and restarted), instead of waiting for their leases to run out. Worker names are
+    ``host:pid:index``. Returns how many jobs were reclaimed."""
+    reclaimed = 0
+    for job in session.scalars(sa.select(Job).where(Job.state == "running", Job.claimed_by.startswith(f"{host}:"))):
+        pid = job.claimed_by.split(":")[1]
+        if pid.isdigit() and not alive(int(pid)):
+            job.state, job.claimed_by, job.claimed_until = "queued", None, None
+            reclaimed += 1
+    return reclaimed
 
 
 def retry(session: Session, job_id: int) -> bool:

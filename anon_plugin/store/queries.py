@@ -70,3 +70,16 @@ def published_count(session: Session, album_id: int) -> int:
         sa.select(sa.func.count()).select_from(Output).join(Photo, Photo.id == Output.photo_id)
         .where(Photo.album_id == album_id, Output.status == "published")
     ) or 0
+
+
+def policy_version_id(session: Session, album_id: int, version: int) -> int:
+    return session.scalar(sa.select(PolicyVersion.id).where(
+        PolicyVersion.album_id == album_id, PolicyVersion.version == version))
+
+
+def photo_paths_under(session: Session, album_id: int, folder: str) -> list[str]:
+    """The present photos at or under ``folder`` (a POSIX path in the album)."""
+    prefix = folder.rstrip("/") + "/"
+    return list(session.scalars(sa.select(Photo.relative_path).where(
+        Photo.album_id == album_id, Photo.state != "removed",
+        sa.or_(Photo.relative_path == folder, Photo.relative_path.startswith(prefix, autoescape=True)))))

@@ -132,3 +132,15 @@ def test_cancel_closes_waiting_jobs_and_keeps_the_rows(engine):
         assert queue.cancel(session, photo, "album unshared") == 1
         row = session.get(Job, job)
         assert row.state == "done" and row.last_error == "cancelled: album unshared"
+
+
+def test_jobs_of_a_dead_worker_on_this_host_are_reclaimed_at_once(engine):
+    photos = _photos(engine, 3)
+    with session_scope(engine) as session:
+        for p in photos:
+            queue.enqueue(session, p)
+        queue.claim(session, "box:111:0", 1)
+        queue.claim(session, "box:222:0", 1)
+        queue.claim(session, "other:111:0", 1)
+        assert queue.reclaim_dead(session, "box", alive=lambda pid: pid == 222) == 1
+        assert queue.depth(session) == {"queued": 1, "running": 2, "done": 0, "failed": 0}

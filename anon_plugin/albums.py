@@ -1,0 +1,122 @@
+"""Albums and sharing: what the CLI's ``albums`` commands and the admin panel call.
+
+An album is a first-level folder of a library root. Only shared albums get
+public copies; sharing queues the photos already there, unsharing removes
+their public copies (provenance keeps the record), republishing queues every
+photo again under the album's current policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from . import photos, policies
+from .daemon.scan import Found
+from .errors import AlbumError
+from .jobs import queue
+from .store import queries
+from .store.tables import Album, Photo, utcnow
+
+
+@dataclass(frozen=True)
+class AlbumSummary:
+    name: str
+    root: str
+    shared: bool
+    policy_version: int | None
+    photos: int
+    published: int
+    failed: int
+    held: int
+    pending: int
+
+
+def sync(session: Session, found: Iterable[tuple[Path, str]], share_new: bool) -> list[str]:
+    """Make the store's albums match the folders ``found`` ((root, name) pairs): new ones are
+    added (shared when ``share_new``), vanished ones marked removed. Returns the names added."""
+    present = {(str(root), name) for root, name in found}
+    known = {(a.root, a.name): a for a in session.scalars(sa.select(Album))}
+    added = []
+    for root, name in sorted(present - set(known)):
+        queries.add_album(session, root, name, shared=share_new)
+        added.append(name)
+    for key, album in known.items():
+        if key in present and album.removed_at is not None:
+            album.removed_at = None
+        elif key not in present and album.removed_at is None:
+            album.removed_at = utcnow()
+    return added
+
+
+def find(session: Session, name: str) -> Album:
+    """The album called ``name`` (or ``ROOT/NAME`` when two library roots hold one of that name)."""
+    rows = [a for a in session.scalars(sa.select(Album).where(Album.removed_at.is_(None)))
+            if name in (a.name, f"{a.root}/{a.name}")]
+    if not rows:
+        raise AlbumError(f"no album {name!r}; `anon-plugin albums list` shows them")
+    if len(rows) > 1:
+        raise AlbumError(f"{name!r} is an album in several library roots; say which: "
+                         + ", ".join(f"{a.root}/{a.name}" for a in rows))
+    return rows[0]
+
+
+def summaries(session: Session) -> list[AlbumSummary]:
+    """Every present album with its policy version and photo counts, by name."""
+    counts: dict[int, dict[str, int]] = {}
+    for album_id, state, count in session.execute(
+        sa.select(Photo.album_id, Photo.state, sa.func.count()).group_by(Photo.album_id, Photo.state)
+    ):
+        counts.setdefault(album_id, {})[state] = count
+    out = []
+    for album in session.scalars(sa.select(Album).where(Album.removed_at.is_(None)).order_by(Album.name)):
+        c = counts.get(album.id, {})
+        latest = queries.latest_policy_version(session, album.id)
+        out.append(AlbumSummary(
+            album.name, album.root, album.shared, latest.version if latest else None,
+            photos=sum(v for k, v in c.items() if k != "removed"), published=c.get("published", 0),
+            failed=c.get("failed", 0), held=c.get("held", 0), pending=c.get("pending", 0),
+        ))
+    return out
+
+
+def share(session: Session, album: Album, found: Iterable[Found], by: str | None) -> int:
+    """Share the album and queue its photos (``found``: what a scan of its folder saw); returns how many."""
+    album.shared = True
+    policies.current(session, album.id)  # the policy its copies will name, version 1 if it had none
+    queries.audit(session, by, "share", album.name)
+    return sum(photos.seen(session, album, f) for f in found)
+
+
+def unshare(session: Session, album: Album, public_root: Path, by: str | None) -> int:
+    """Stop sharing: waiting jobs are closed and every public copy removed (the records stay). Returns
+    how many copies were removed."""
+    album.shared = False
+    removed = 0
+    for photo in session.scalars(sa.select(Photo).where(Photo.album_id == album.id)):
+        queue.cancel(session, photo.id, "album unshared")
+        removed += photos.withdraw(session, photo, public_root, "album unshared")
+    queries.audit(session, by, "unshare", album.name, {"copies_removed": removed})
+    return removed
+
+
+def copies(session: Session, album: Album) -> int:
+    """How many public copies the album has now (what unsharing would remove)."""
+    return queries.published_count(session, album.id)
+
+
+def republish(session: Session, album: Album, by: str | None) -> int:
+    """Queue every present photo of a shared album again, to be rendered under its current policy."""
+    if not album.shared:
+        raise AlbumError(f"album {album.name!r} is not shared; share it first")
+    version, _ = policies.current(session, album.id)
+    count = 0
+    for photo in session.scalars(sa.select(Photo).where(Photo.album_id == album.id, Photo.state != "removed")):
+        queue.enqueue(session, photo.id)
+        count += 1
+    queries.audit(session, by, "republish", album.name, {"policy_version": version, "queued": count})
+    return count

@@ -1,0 +1,97 @@
+"""``anon-plugin albums``: list, share, unshare and republish albums (the panel calls the same functions)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import guarded, settings, store
+
+
+def _sync(ctx: click.Context, session) -> None:
+    """The store's albums as the library roots have them now."""
+    from .. import albums
+    from ..daemon.ignore import PathFilter
+    from ..daemon.scan import albums as album_folders
+
+    s = settings(ctx)
+    albums.sync(session, album_folders(s.library_roots, PathFilter(s.watch.ignore)), s.share_new_albums)
+
+
+@click.group("albums")
+def albums_group() -> None:
+    """List albums and share, unshare or republish them."""
+
+
+@albums_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per album, as a list.")
+@click.pass_context
+def list_albums(ctx: click.Context, as_json: bool) -> None:
+    """Every album with its sharing, policy version and photo counts."""
+    from .. import albums
+
+    with store(ctx) as session:
+        _sync(ctx, session)
+        rows = albums.summaries(session)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return
+    click.echo(f"{'album':24} {'shared':6} {'policy':6} {'photos':>6} {'published':>9} {'failed':>6} "
+               f"{'held':>5} {'pending':>7}")
+    for r in rows:
+        click.echo(f"{r.name:24} {'yes' if r.shared else 'no':6} {r.policy_version or '-'!s:6} {r.photos:>6} "
+                   f"{r.published:>9} {r.failed:>6} {r.held:>5} {r.pending:>7}")
+
+
+@albums_group.command()
+@click.argument("name")
+@click.pass_context
+def share(ctx: click.Context, name: str) -> None:
+    """Share NAME: its photos get public copies (the daemon publishes them)."""
+    from .. import albums
+    from ..daemon.ignore import PathFilter
+    from ..daemon.scan import scan_album
+
+    path_filter = PathFilter(settings(ctx).watch.ignore)
+    with store(ctx) as session:
+        _sync(ctx, session)
+        album = guarded(ctx, lambda: albums.find(session, name))
+        found = list(scan_album(Path(album.root), album.name, path_filter))
+        with click.progressbar(found, label=f"queueing {album.name}", file=sys.stderr, show_pos=True,
+                               hidden=len(found) < 2) as bar:
+            queued = albums.share(session, album, bar, by=None)
+    click.echo(f"anon-plugin: album {name} shared; {queued} photo(s) queued", err=True)
+
+
+@albums_group.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def unshare(ctx: click.Context, name: str, yes: bool) -> None:
+    """Stop sharing NAME and remove its public copies (their provenance stays)."""
+    from .. import albums
+
+    with store(ctx) as session:
+        album = guarded(ctx, lambda: albums.find(session, name))
+        count = albums.copies(session, album)
+        if not yes:
+            click.confirm(f"Remove the {count} public copies of {name}?", abort=True, err=True)
+        removed = albums.unshare(session, album, settings(ctx).public_root, by=None)
+    click.echo(f"anon-plugin: album {name} unshared; {removed} public copies removed", err=True)
+
+
+@albums_group.command()
+@click.argument("name")
+@click.pass_context
+def republish(ctx: click.Context, name: str) -> None:
+    """Render every photo of NAME again under its current policy (unchanged ones are skipped)."""
+    from .. import albums
+
+    with store(ctx) as session:
+        album = guarded(ctx, lambda: albums.find(session, name))
+        count = guarded(ctx, lambda: albums.republish(session, album, by=None))
+    click.echo(f"anon-plugin: {count} photo(s) of {name} queued", err=True)

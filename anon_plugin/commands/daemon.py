@@ -1,0 +1,137 @@
+"""``anon-plugin watch`` / ``serve``: the daemon; ``anon-plugin demo``: the daemon on a bundled example album."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from . import guarded, settings
+
+LOG_FORMAT = click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                          help="One line per publish and per failure, for people or for machines.")
+
+
+def _service(ctx: click.Context, s=None):
+    from ..daemon.service import Service
+
+    return guarded(ctx, lambda: Service(s or settings(ctx)))
+
+
+@click.command("watch")
+@LOG_FORMAT
+@click.pass_context
+def watch_command(ctx: click.Context, log_format: str) -> None:
+    """Run the daemon: watch the library roots, publish public copies of shared albums.
+
+    SIGTERM or SIGINT: stop claiming work, finish the photos in hand, exit 0.
+    """
+    from .. import logs
+
+    logs.setup(log_format)
+    service = _service(ctx)
+    guarded(ctx, service.run)
+
+
+@click.command("serve")
+@LOG_FORMAT
+@click.pass_context
+def serve_command(ctx: click.Context, log_format: str) -> None:
+    """Run the daemon (and, once it lands, the admin panel) in one process."""
+    ctx.invoke(watch_command, log_format=log_format)
+
+
+def _demo_library(folder: Path) -> Path:
+    """A library with one album, "family": the bundled public-domain portrait as a JPEG carrying
+    camera EXIF with GPS, a serial number and an owner (what a phone upload carries), and as a PNG."""
+    import io
+
+    import piexif
+    from PIL import Image
+
+    from ..errors import InputError
+    from ..resources import shipped_dir
+
+    examples = shipped_dir("examples", "astronaut.png")
+    if examples is None:
+        raise InputError("the bundled example photos are not installed")
+    album = folder / "library" / "family"
+    (album / "2024").mkdir(parents=True, exist_ok=True)
+    image = Image.open(examples / "astronaut.png").convert("RGB")
+    exif = piexif.dump({
+        "0th": {piexif.ImageIFD.Make: b"Canon", piexif.ImageIFD.Model: b"EOS 5D",
+                piexif.ImageIFD.Artist: b"Jane Doe", piexif.ImageIFD.HostComputer: b"jane-laptop"},
+        "Exif": {piexif.ExifIFD.DateTimeOriginal: b"2024:06:01 10:00:00", piexif.ExifIFD.BodySerialNumber: b"0123456",
+                 piexif.ExifIFD.CameraOwnerName: b"Jane Doe"},
+        "GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: ((48, 1), (51, 1), (2964, 100)),
+                piexif.GPSIFD.GPSLongitudeRef: b"E", piexif.GPSIFD.GPSLongitude: ((2, 1), (17, 1), (4020, 100))},
+    })
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=92, exif=exif)
+    (album / "2024" / "astronaut.jpg").write_bytes(buffer.getvalue())
+    shutil.copyfile(examples / "astronaut.png", album / "astronaut.png")
+    return folder / "library"
+
+
+@click.command("demo")
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("anon-demo"),
+              show_default=True, help="Where the demo library, public root and data folder are made.")
+@click.option("--keep-running", is_flag=True, help="Keep the daemon running after the copies are published.")
+@LOG_FORMAT
+@click.pass_context
+def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_format: str) -> None:
+    """Build a demo library from the bundled example photo, share its album, run the daemon until
+    the public copies are published, and say where they are and what was removed."""
+    from .. import albums, logs, provenance
+    from ..config import load_settings
+    from ..daemon.ignore import PathFilter
+    from ..daemon.scan import scan_album
+    from ..store import migrate
+    from ..store.db import session_scope
+
+    logs.setup(log_format)
+    folder = folder.resolve()
+    library = guarded(ctx, lambda: _demo_library(folder))
+    (folder / "public").mkdir(exist_ok=True)
+    env = {"ANON_DATA_DIR": str(folder / "data"), "ANON_LIBRARY_ROOTS": str(library),
+           "ANON_PUBLIC_ROOT": str(folder / "public"), "ANON_WATCH_STABILITY_DELAY": "1"}
+    s = guarded(ctx, lambda: load_settings(None, environ=env))
+    guarded(ctx, lambda: migrate.upgrade(s.database_url))
+    service = _service(ctx, s)
+    with session_scope(service.engine) as session:
+        albums.sync(session, [(library, "family")], share_new=False)
+        album = albums.find(session, "family")
+        albums.share(session, album, scan_album(library, "family", PathFilter()), by="demo")
+    service.start()
+    try:
+        while True:
+            with session_scope(service.engine) as session:
+                (summary,) = albums.summaries(session)
+            if summary.pending == 0:
+                break
+            time.sleep(0.5)
+        with session_scope(service.engine) as session:
+            for photo in provenance.photos_of(session, album.id):
+                record = provenance.record(session, photo)
+                latest = record["outputs"][0] if record["outputs"] else None
+                if latest is None:
+                    click.echo(f"{record['original']}: {record['state']} ({record['reason']})")
+                    continue
+                click.echo(f"{record['original']}\n  -> {latest['public_path']} ({latest['status']}, "
+                           f"{len(latest['faces'])} face(s) regenerated, policy version {latest['policy']['version']})")
+                click.echo(f"  removed metadata: {', '.join(latest['removed_tags']) or 'none'}")
+        click.echo(f"\nanon-plugin: demo under {folder}; the full record of a copy: "
+                   f"ANON_DATA_DIR={folder / 'data'} anon-plugin provenance PATH", err=True)
+        if keep_running:
+            click.echo("anon-plugin: still watching (Ctrl-C stops)", err=True)
+            stop = threading.Event()
+            import signal
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            stop.wait()
+    finally:
+        service.stop()

@@ -1,0 +1,269 @@
+"""A worker: claims a batch of jobs, anonymizes their photos in one batched inference call,
+publishes each public copy and records it in the transaction that marks its job done.
+
+A copy is written (atomically) before its record: a crash in between leaves
+a file whose job runs again and rewrites the same bytes, so each photo ends
+up published once. A face that could not be anonymized is covered, or its
+photo held back, as the album's policy says; never published visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from .. import __version__, publish
+from ..errors import InputError, OutputError
+from ..imageio import DEFAULT_MAX_PIXELS, Picture, encode, read_picture
+from ..inference import batch, registry
+from ..inference.records import AnonymizerConfig, Result
+from ..policies import Policy
+from ..store import queries
+from ..store.db import session_scope
+from ..store.tables import Album, Face, Output, Photo
+from . import queue
+
+log = logging.getLogger("anon_plugin.worker")
+# Worker threads of one process share its models; Grad-CAM hooks a shared network, so one
+# batch runs inference at a time (it uses every CPU thread or the GPU anyway) while the
+# other workers read, encode and publish.
+_INFERENCE = threading.Lock()
+IDLE_WAIT = (0.2, 2.0)  # seconds between empty claims: from the first to the longest
+
+
+@dataclass(frozen=True)
+class Task:
+    """One claimed publish job with what the store knows of it, read in one go."""
+
+    job: queue.Claimed
+    album: str
+    source: Path  # the original
+    relative: str
+    policy_version_id: int
+    policy: Policy
+    published: tuple[str | None, int | None] | None  # (source sha256, policy version id) of the copy in force
+
+
+class Heartbeat:
+    """Renews the leases of the jobs in hand every quarter lease while a batch runs."""
+
+    def __init__(self, engine: Engine, worker: str, job_ids: list[int]):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(engine, worker, job_ids), daemon=True,
+                                         name=f"{worker}-heartbeat")
+
+    def _beat(self, engine: Engine, worker: str, job_ids: list[int]) -> None:
+        while not self._stop.wait(queue.LEASE.total_seconds() / 4):
+            with session_scope(engine) as session:
+                queue.heartbeat(session, worker, job_ids)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _models(policy: Policy) -> list[str]:
+    names = ["yunet", "dlib68", *(("sface", "facenet") if policy.recognizer == "ensemble" else (policy.recognizer,))]
+    if policy.method == "generate":
+        names += ["generator", "sface"]
+    return sorted(set(names))
+
+
+def seed_of(sha256: str) -> int:
+    """The fill's seed comes from the content: the same photo always gets the same new faces."""
+    return int(sha256[:8], 16)
+
+
+class Worker:
+    """Runs publish jobs; models load once per process, at the first batch."""
+
+    def __init__(self, engine: Engine, public_root: Path, name: str, device: str = "cpu", max_batch: int = 8,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.engine, self.public_root, self.name = engine, public_root, name
+        self.device, self.max_batch, self.max_pixels = device, max_batch, max_pixels
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set; the batch in hand is finished first."""
+        wait = IDLE_WAIT[0]
+        while not stop.is_set():
+            if self.run_once():
+                wait = IDLE_WAIT[0]
+            else:
+                stop.wait(wait)
+                wait = min(wait * 2, IDLE_WAIT[1])
+
+    def run_once(self) -> int:
+        """Claim up to max_batch jobs and run them; returns how many were claimed."""
+        with session_scope(self.engine) as session:
+            claimed = queue.claim(session, self.name, self.max_batch)
+        if claimed:
+            with Heartbeat(self.engine, self.name, [c.job_id for c in claimed]):
+                self._run(claimed)
+        return len(claimed)
+
+    def _run(self, claimed: list[queue.Claimed]) -> None:
+        tasks = self._tasks(claimed)
+        work: list[tuple[Task, Picture]] = []
+        for task in tasks:
+            try:
+                picture = read_picture(task.source, self.max_pixels)
+            except InputError as exc:
+                self._failed(task, str(exc), permanent=True)
+                continue
+            if task.published == (picture.sha256, task.policy_version_id):
+                self._finish(task, note="already published: same content under the same policy")
+                continue
+            work.append((task, picture))
+        if not work:
+            return
+        configs = [AnonymizerConfig(**t.policy.engine_options(), seed=seed_of(p.sha256)) for t, p in work]
+        start = time.perf_counter()
+        try:
+            with _INFERENCE:
+                results = batch.anonymize_batch([p.rgb for _, p in work], configs, self.device, self.max_batch)
+        except Exception as exc:  # e.g. out of GPU memory: every job of the batch is tried again later
+            log.exception("inference failed for a batch of %d photos", len(work))
+            for task, _ in work:
+                self._failed(task, f"inference: {type(exc).__name__}: {exc}".splitlines()[0])
+            return
+        seconds = (time.perf_counter() - start) / len(work)
+        published: dict[str, Task] = {}
+        for (task, picture), result in zip(work, results):
+            if self._publish(task, picture, result, seconds):
+                published[task.album] = task
+        for task in published.values():
+            self._after_publish(task)
+
+    def _tasks(self, claimed: list[queue.Claimed]) -> list[Task]:
+        from .. import policies
+
+        tasks = []
+        with session_scope(self.engine) as session:
+            for job in claimed:
+                photo = session.get(Photo, job.photo_id)
+                album = session.get(Album, photo.album_id)
+                if job.kind != "publish" or not album.shared or photo.state == "removed":
+                    queue.finish(session, job.job_id, self.name)
+                    continue
+                version, policy = policies.current(session, album.id)
+                if not policy.enabled:  # the admin paused this album's publishing
+                    queue.finish(session, job.job_id, self.name)
+                    continue
+                version_id = queries.policy_version_id(session, album.id, version)
+                copy = next(iter(queries.live_outputs(session, photo.id)), None)
+                published = (copy.source_sha256, copy.policy_version_id) if copy is not None else None
+                tasks.append(Task(job, album.name, Path(album.root) / album.name / photo.relative_path,
+                                  photo.relative_path, version_id, policy, published))
+        return tasks
+
+    def _finish(self, task: Task, note: str) -> None:
+        with session_scope(self.engine) as session:
+            queue.finish(session, task.job.job_id, self.name)
+        log.info("%s/%s: %s", task.album, task.relative, note)
+
+    def _failed(self, task: Task, reason: str, permanent: bool = False) -> None:
+        with session_scope(self.engine) as session:
+            state = queue.fail(session, task.job.job_id, self.name, reason, permanent=permanent)
+            if state == "failed":
+                photo = session.get(Photo, task.job.photo_id)
+                photo.state, photo.reason = "failed", reason
+        log.warning("%s/%s: failed (%s): %s", task.album, task.relative,
+                    "for good" if state == "failed" else "will retry", reason)
+
+    def _publish(self, task: Task, picture: Picture, result: Result, seconds: float) -> bool:
+        """Write the public copy (or hold the photo back) and record it; True when a copy was published."""
+        policy = task.policy
+        covered = [f for f in result.faces if f.covered]
+        hold = bool(covered) and policy.on_face_failure == "hold"
+        suffix = ".jpg" if policy.output_format == "jpeg" and picture.format != "JPEG" else None
+        target = publish.public_path(self.public_root, task.album, task.relative, suffix)
+        removed, notes, public_sha = [], list(picture.notes), None
+        if hold:
+            notes.append(f"held back: {len(covered)} face(s) could not be anonymized ({covered[0].error})")
+        else:
+            try:
+                encoded = encode(picture, result.image, policy.metadata, output_format=policy.output_format,
+                                 jpeg_quality=policy.jpeg_quality)
+                public_sha = publish.publish(target, encoded.data)
+            except OutputError as exc:
+                self._failed(task, str(exc))
+                return False
+            removed, notes = list(encoded.removed), list(encoded.notes)
+            notes += [f"face {f_index} covered: {f.error}" for f_index, f in enumerate(result.faces) if f.covered]
+        try:
+            self._record(task, picture, result, target, public_sha, removed, notes, seconds, hold)
+        except _LeaseLost:
+            log.warning("%s/%s: lease lost while working; the job's new holder records it", task.album, task.relative)
+            return False
+        if hold:
+            log.warning("%s/%s: held back: %s", task.album, task.relative, notes[-1])
+        else:
+            log.info("%s/%s: published %s (%d faces, %d covered, %.2f s)", task.album, task.relative, target,
+                     len(result.faces), len(covered), seconds)
+        return not hold
+
+    def _record(self, task: Task, picture: Picture, result: Result, target: Path, public_sha: str | None,
+                removed: list[str], notes: list[str], seconds: float, hold: bool) -> None:
+        """The output, its faces, the superseded copies, the photo's state and the job's end, in one transaction."""
+        policy = task.policy
+        with session_scope(self.engine) as session:
+            if not queue.finish(session, task.job.job_id, self.name):
+                raise _LeaseLost()  # rolls this transaction back
+            output = Output(
+                photo_id=task.job.photo_id, source_sha256=picture.sha256, public_path=str(target),
+                public_sha256=public_sha, policy_version_id=task.policy_version_id, engine_version=__version__,
+                model_sha256s={n: registry.spec(n).sha256 for n in _models(policy)}, device=self.device,
+                seconds=round(seconds, 4), removed_tags=removed, notes=notes, status="held" if hold else "published",
+            )
+            session.add(output)
+            session.flush()
+            session.add_all(_faces(output.id, result))
+            for old in queries.live_outputs(session, task.job.photo_id):
+                if old.id != output.id:
+                    old.status, old.superseded_by = "superseded", output.id
+                    if old.public_path != str(target) or hold:
+                        publish.remove(Path(old.public_path), self.public_root)
+            photo = session.get(Photo, task.job.photo_id)
+            photo.sha256, photo.size = picture.sha256, picture.size
+            photo.state, photo.reason = ("held", notes[-1]) if hold else ("published", None)
+
+    def _after_publish(self, task: Task) -> None:
+        """The album's after-publish command (e.g. the gallery's rescan); its failure never blocks publishing."""
+        command = task.policy.after_publish
+        if not command:
+            return
+        env = {**os.environ, "ANON_ALBUM": task.album, "ANON_PUBLIC_DIR": str(self.public_root / task.album)}
+        try:
+            done = subprocess.run(command, shell=True, env=env, timeout=task.policy.after_publish_timeout,
+                                  capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            log.warning("%s: after_publish timed out after %.0f s: %s", task.album,
+                        task.policy.after_publish_timeout, command)
+            return
+        if done.returncode:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
+            log.warning("%s: after_publish exited %d: %s", task.album, done.returncode, tail[0])
+
+
+class _LeaseLost(Exception):
+    """Our lease ran out while we worked: another worker holds the job now."""
+
+
+def _faces(output_id: int, result: Result) -> list[Face]:
+    return [
+        Face(output_id=output_id, index=i, box=[round(float(v), 1) for v in f.box], score=f.detection_score,
+             threshold=f.threshold, mask_area=f.mask_area, method=f.method or "", seed=f.seed or 0,
+             similarity=f.similarity, covered=f.covered, error=f.error)
+        for i, f in enumerate(result.faces)
+    ]

@@ -1,0 +1,101 @@
+"""The daemon in-process on real folders: real watchdog, real SQLite, real photos, real models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from anon_plugin import albums
+from anon_plugin.config import load_settings
+from anon_plugin.daemon.ignore import PathFilter
+from anon_plugin.daemon.scan import scan_album
+from anon_plugin.daemon.service import Service
+from anon_plugin.store import migrate
+from anon_plugin.store.db import session_scope
+from anon_plugin.store.tables import Output, Photo
+
+TIMEOUT = 90.0
+
+
+@pytest.fixture
+def daemon(tmp_path, wild_photos):
+    library, public = tmp_path / "library", tmp_path / "public"
+    (library / "family" / "trip").mkdir(parents=True)
+    public.mkdir()
+    shutil.copy(wild_photos[0], library / "family" / "a.jpg")
+    shutil.copy(wild_photos[3], library / "family" / "trip" / "b.jpg")
+    (library / "family" / "fake.jpg").write_text("a text file named .jpg")
+    (library / "family" / "._a.jpg").write_bytes(b"\0\5\26\7 macOS resource fork")
+    settings = load_settings(None, environ={
+        "ANON_DATA_DIR": str(tmp_path / "data"), "ANON_LIBRARY_ROOTS": str(library), "ANON_PUBLIC_ROOT": str(public),
+        "ANON_WATCH_STABILITY_DELAY": "0.3", "ANON_INFERENCE_MAX_BATCH": "4", "ANON_INFERENCE_THREADS": "2"})
+    migrate.upgrade(settings.database_url)
+    service = Service(settings)
+    with session_scope(service.engine) as session:
+        albums.sync(session, [(library, "family")], share_new=False)
+        albums.share(session, albums.find(session, "family"), scan_album(library, "family", PathFilter()), by="t")
+    service.start()
+    yield library / "family", public / "family", service
+    service.stop()
+    service.engine.dispose()
+
+
+def _states(service: Service) -> dict[str, str]:
+    with session_scope(service.engine) as session:
+        return {p.relative_path: p.state for p in session.scalars(sa.select(Photo))}
+
+
+def _wait(service: Service, want: dict[str, str]) -> dict[str, str]:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        states = _states(service)
+        if all(states.get(k) == v for k, v in want.items()):
+            return states
+        time.sleep(0.2)
+    raise AssertionError(f"waited {TIMEOUT} s for {want}, have {_states(service)}")
+
+
+def _outputs(service: Service) -> int:
+    with session_scope(service.engine) as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(Output))
+
+
+def test_existing_photos_publish_and_bad_files_fail_while_the_others_publish(daemon):
+    album, public, service = daemon
+    states = _wait(service, {"a.jpg": "published", "trip/b.jpg": "published", "fake.jpg": "failed"})
+    assert "._a.jpg" not in states
+    assert (public / "a.jpg").is_file() and (public / "trip" / "b.jpg").is_file()
+    assert not (public / "fake.jpg").exists()
+
+
+def test_new_moved_and_deleted_photos_follow_the_library(daemon, wild_photos):
+    album, public, service = daemon
+    _wait(service, {"a.jpg": "published", "trip/b.jpg": "published"})
+    shutil.copy(wild_photos[5], album / "new.jpg")  # dropped in while running
+    _wait(service, {"new.jpg": "published"})
+    assert (public / "new.jpg").is_file()
+    made = _outputs(service)
+    os.rename(album / "new.jpg", album / "renamed.jpg")  # moved: the copy follows, nothing is rendered again
+    _wait(service, {"renamed.jpg": "published"})
+    assert (public / "renamed.jpg").is_file() and not (public / "new.jpg").exists()
+    assert _outputs(service) == made
+    (album / "trip" / "b.jpg").unlink()  # deleted: so is its copy
+    _wait(service, {"trip/b.jpg": "removed"})
+    assert not (public / "trip").exists()
+
+
+def test_a_photo_the_watcher_never_reported_is_found_by_the_rescan(daemon, wild_photos):
+    album, public, service = daemon
+    _wait(service, {"a.jpg": "published"})
+    service.watcher.stop()
+    shutil.copy(wild_photos[9], album / "missed.jpg")
+    time.sleep(1.0)
+    assert "missed.jpg" not in _states(service)
+    service.rescan()
+    _wait(service, {"missed.jpg": "published"})
+    assert (public / "missed.jpg").is_file()

@@ -1,0 +1,155 @@
+"""The worker end to end on a real library folder, a real SQLite store and real photos."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from anon_plugin import albums, policies
+from anon_plugin.daemon.ignore import PathFilter
+from anon_plugin.daemon.scan import scan_album
+from anon_plugin.imageio import read_picture
+from anon_plugin.inference import fill
+from anon_plugin.jobs import queue
+from anon_plugin.jobs.worker import Worker
+from anon_plugin.store import migrate
+from anon_plugin.store.db import default_url, engine_for, session_scope
+from anon_plugin.store.tables import Face, Output, Photo
+
+
+@pytest.fixture
+def site(tmp_path, wild_photos):
+    """A library with one album of three real photos (one with two faces) and two bad files."""
+    library, public = tmp_path / "library", tmp_path / "public"
+    album = library / "family"
+    (album / "2024").mkdir(parents=True)
+    shutil.copy(wild_photos[0], album / "a.jpg")
+    shutil.copy(wild_photos[74], album / "2024" / "two.jpg")
+    Image.open(wild_photos[7]).save(album / "c.png")
+    (album / "notes.jpg").write_text("not a photo")
+    (album / "broken.jpg").write_bytes(Path(wild_photos[1]).read_bytes()[:3000])
+    public.mkdir()
+    url = default_url(tmp_path)
+    migrate.upgrade(url)
+    engine = engine_for(url)
+    with session_scope(engine) as session:
+        albums.sync(session, [(library, "family")], share_new=False)
+    yield library, public, engine
+    engine.dispose()
+
+
+def _share(library, engine, name="family"):
+    with session_scope(engine) as session:
+        album = albums.find(session, name)
+        return albums.share(session, album, scan_album(library, name, PathFilter()), by="admin")
+
+
+def _drain(worker: Worker) -> None:
+    while worker.run_once():
+        pass
+
+
+def test_sharing_publishes_every_photo_with_provenance(site):
+    library, public, engine = site
+    assert _share(library, engine) == 5
+    _drain(Worker(engine, public, "w1", max_batch=4))
+    with session_scope(engine) as session:
+        states = {p.relative_path: (p.state, p.reason) for p in session.scalars(sa.select(Photo))}
+        outputs = session.scalars(sa.select(Output)).all()
+        faces = session.scalars(sa.select(Face)).all()
+        depth = queue.depth(session)
+    assert {k: v[0] for k, v in states.items()} == {
+        "a.jpg": "published", "2024/two.jpg": "published", "c.png": "published",
+        "notes.jpg": "failed", "broken.jpg": "failed"}
+    assert "not an image" in states["notes.jpg"][1] and "corrupt" in states["broken.jpg"][1]
+    assert depth == {"queued": 0, "running": 0, "done": 3, "failed": 2}
+    assert len(outputs) == 3 and len(faces) == 4 and not any(f.covered for f in faces)
+    for output in outputs:
+        path = Path(output.public_path)
+        assert path.is_file() and path.is_relative_to(public / "family")
+        picture = read_picture(path)
+        assert picture.sha256 == output.public_sha256
+        assert output.status == "published" and output.device == "cpu" and "generator" in output.model_sha256s
+    # Originals are never written; the public tree mirrors the album; nothing half-written is left.
+    assert sorted(p.relative_to(public).as_posix() for p in public.rglob("*") if p.is_file()) == [
+        "family/2024/two.jpg", "family/a.jpg", "family/c.png"]
+    original = read_picture(library / "family" / "a.jpg")
+    copy = read_picture(public / "family" / "a.jpg")
+    assert original.rgb.shape == copy.rgb.shape and not np.array_equal(original.rgb, copy.rgb)
+
+
+def test_same_content_under_the_same_policy_is_not_processed_twice(site):
+    library, public, engine = site
+    _share(library, engine)
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        album = albums.find(session, "family")
+        assert albums.republish(session, album, by="admin") == 5
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Output)) == 3
+
+
+def test_a_policy_change_supersedes_the_copies(site):
+    library, public, engine = site
+    _share(library, engine)
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        album = albums.find(session, "family")
+        _, policy = policies.current(session, album.id)
+        assert policies.save(session, album.id, policy.with_changes(method="blur", output_format="jpeg"), "admin") == 2
+        albums.republish(session, album, by="admin")
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        rows = session.scalars(sa.select(Output).order_by(Output.id)).all()
+    old, new = rows[:3], rows[3:]
+    assert [o.status for o in old] == ["superseded"] * 3 and [o.status for o in new] == ["published"] * 3
+    assert {o.superseded_by for o in old} == {o.id for o in new}
+    # c.png is now published as c.jpg, and its old copy is gone.
+    assert not (public / "family" / "c.png").exists() and (public / "family" / "c.jpg").is_file()
+
+
+def test_a_face_that_cannot_be_anonymized_is_covered_or_held_as_the_policy_says(site, monkeypatch):
+    library, public, engine = site
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("forced failure")
+
+    monkeypatch.setattr(fill, "fill_many", fails)
+    with session_scope(engine) as session:
+        album = albums.find(session, "family")
+        policies.save(session, album.id, policies.DEFAULT.with_changes(on_face_failure="hold"), "admin")
+    _share(library, engine)
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        held = session.scalars(sa.select(Output)).all()
+        photo_states = {p.relative_path: p.state for p in session.scalars(sa.select(Photo))}
+    assert {o.status for o in held} == {"held"} and all(o.public_sha256 is None for o in held)
+    assert photo_states["a.jpg"] == "held" and not list(public.rglob("*.jpg")) and not list(public.rglob("*.png"))
+    # Under "cover" the photo is published with the face pixelated, never visible.
+    with session_scope(engine) as session:
+        album = albums.find(session, "family")
+        policies.save(session, album.id, policies.DEFAULT, "admin")
+        albums.republish(session, album, by="admin")
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        faces = session.scalars(sa.select(Face).join(Output).where(Output.status == "published")).all()
+    assert faces and all(f.covered and "forced failure" in f.error for f in faces)
+
+
+def test_unsharing_removes_the_copies_and_keeps_the_record(site):
+    library, public, engine = site
+    _share(library, engine)
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        album = albums.find(session, "family")
+        assert albums.copies(session, album) == 3
+        assert albums.unshare(session, album, public, by="admin") == 3
+    assert not [p for p in public.rglob("*") if p.is_file()]
+    with session_scope(engine) as session:
+        assert {o.status for o in session.scalars(sa.select(Output))} == {"removed"}
