@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from .. import albums, photos, publish
 from ..config import Settings
+from ..inference import registry
 from ..jobs import queue
 from ..jobs.worker import Worker
 from ..store import migrate, queries
@@ -31,6 +33,7 @@ from .scan import Found, albums as album_folders, scan_album
 from .watcher import Change, Watcher
 
 log = logging.getLogger("anon_plugin.daemon")
+PRELOAD = ("yunet", "dlib68", "sface", "generator")  # the default policy's models; others load when a policy asks
 
 
 def _alive(pid: int) -> bool:
@@ -78,6 +81,10 @@ class Service:
 
         migrate.require_head(self.settings.database_url)
         torch.set_num_threads(self.settings.inference.threads)
+        started = time.perf_counter()
+        for name in PRELOAD:  # in the start hook, not at the first photo: its latency stays the usual one
+            registry.load(name, self.device)
+        log.info("models loaded on %s in %.1f s", self.device, time.perf_counter() - started)
         for path in publish.clean_temp_files(self.public_root):
             log.info("removed %s, left by an interrupted write", path)
         with session_scope(self.engine) as session:
