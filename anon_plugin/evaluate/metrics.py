@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from ..inference.recognition import DLIB_THRESHOLD, RECOGNIZERS
+from ..inference.recognition import DLIB_THRESHOLD, RECOGNIZERS  # noqa: F401 (DLIB_THRESHOLD: re-exported)
 
 SFACE_THRESHOLD = RECOGNIZERS["sface"].threshold  # cosine, same person at or above (OpenCV's FaceRecognizerSF)
 # DLIB_THRESHOLD: L2 distance, same person below (dlib). One definition of each, in recognition.py.

@@ -12,7 +12,6 @@ import torch
 
 from anon_plugin.inference import registry
 from anon_plugin.inference.networks import sface
-from anon_plugin.inference import registry
 from anon_plugin.inference.registry import model_path
 from anon_plugin.hashing import sha256
 
