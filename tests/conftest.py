@@ -43,3 +43,23 @@ def eval_pairs(data_root: Path) -> list[tuple[str, Path, Path]]:
 @pytest.fixture(scope="session")
 def wild_photos(data_root: Path) -> list[Path]:
     return sorted((data_root / "wild" / "images").glob("*.jpg"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A new SQLite database file in the test's own folder."""
+    from anon_plugin.store.db import default_url
+
+    return default_url(tmp_path)
+
+
+@pytest.fixture
+def engine(sqlite_url: str):
+    """An engine on a real SQLite database migrated to head."""
+    from anon_plugin.store import migrate
+    from anon_plugin.store.db import engine_for
+
+    migrate.upgrade(sqlite_url)
+    engine = engine_for(sqlite_url)
+    yield engine
+    engine.dispose()

@@ -180,31 +180,19 @@ def test_constants_cover_the_documented_choices():
 
 # --- versions in the store (a real SQLite database migrated to head) ---
 
-@pytest.fixture
-def store(tmp_path):
-    from anon_plugin.store import migrate
-    from anon_plugin.store.db import default_url, engine_for
-
-    url = default_url(tmp_path)
-    migrate.upgrade(url)
-    engine = engine_for(url)
-    yield engine
-    engine.dispose()
-
-
-def test_every_change_is_a_new_version_and_old_ones_stay(store):
+def test_every_change_is_a_new_version_and_old_ones_stay(engine):
     from anon_plugin import policies
     from anon_plugin.store import queries
     from anon_plugin.store.db import session_scope
 
-    with session_scope(store) as session:
+    with session_scope(engine) as session:
         album = queries.add_album(session, "/lib", "family").id
         assert policies.current(session, album) == (1, DEFAULT)
-    with session_scope(store) as session:
+    with session_scope(engine) as session:
         version, policy = policies.current(session, album)
         assert policies.save(session, album, policy.with_changes(strength="large"), by="ann") == 2
         assert policies.save(session, album, policy.with_changes(method="blur"), by="bob") == 3
-    with session_scope(store, read_only=True) as session:
+    with session_scope(engine, read_only=True) as session:
         rows = queries.policy_versions(session, album)
         assert [r.version for r in rows] == [1, 2, 3]
         assert [Policy.from_mapping(r.policy) for r in rows] == [
@@ -219,18 +207,18 @@ def test_every_change_is_a_new_version_and_old_ones_stay(store):
             (None, "policy change", 1), ("ann", "policy change", 2), ("bob", "policy change", 3)]
 
 
-def test_a_stored_version_cannot_be_edited(store):
+def test_a_stored_version_cannot_be_edited(engine):
     from anon_plugin import policies
     from anon_plugin.errors import StoreError
     from anon_plugin.store import queries
     from anon_plugin.store.db import session_scope
 
-    with session_scope(store) as session:
+    with session_scope(engine) as session:
         album = queries.add_album(session, "/lib", "club").id
         policies.current(session, album)
     with pytest.raises(StoreError, match="immutable"):
-        with session_scope(store) as session:
+        with session_scope(engine) as session:
             row = queries.latest_policy_version(session, album)
             row.policy = {**row.policy, "strength": "small"}
-    with session_scope(store, read_only=True) as session:
+    with session_scope(engine, read_only=True) as session:
         assert policies.current(session, album) == (1, DEFAULT)

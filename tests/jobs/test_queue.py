@@ -5,21 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import pytest
 
 from anon_plugin.jobs import queue
-from anon_plugin.store import migrate, queries
-from anon_plugin.store.db import default_url, engine_for, session_scope
+from anon_plugin.store import queries
+from anon_plugin.store.db import session_scope
 from anon_plugin.store.tables import Job, Photo, utcnow
-
-
-@pytest.fixture
-def engine(tmp_path):
-    url = default_url(tmp_path)
-    migrate.upgrade(url)
-    engine = engine_for(url)
-    yield engine
-    engine.dispose()
 
 
 def _photos(engine, count: int) -> list[int]:

@@ -12,24 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
 
-from anon_plugin.store import migrate
-from anon_plugin.store.db import default_url, engine_for
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return default_url(tmp_path)
-
-
-@pytest.fixture
-def engine(sqlite_url: str) -> Iterator[Engine]:
-    """An engine on a database migrated to head."""
-    migrate.upgrade(sqlite_url)
-    engine = engine_for(sqlite_url)
-    yield engine
-    engine.dispose()
 
 
 def _postgres_bin() -> Path | None:
