@@ -67,3 +67,17 @@ def test_hooks_are_removed_even_on_error():
 def test_unknown_recognizer():
     with pytest.raises(ValueError, match="ensemble"):
         attention_map(np.zeros((1, 256, 256, 3), np.uint8), "arcface")
+
+
+@pytest.mark.parametrize("name", ["sface", "facenet"])
+def test_every_recognizer_gives_a_real_map_not_rounding_noise(eval_pairs, name):
+    """FaceNet normalises its embedding inside the network: scored after that, Grad-CAM
+    had zero gradient and its maps were noise around 1e-9, scaled up to a peak of 1."""
+    faces = [Anonymizer().analyze(a).faces[0] for _, a, _ in eval_pairs[:4]]
+    crops = np.stack([f.crop for f in faces])
+    with GradCAM(registry.load(name)) as cam:
+        raw = cam(recognizer_input(crops, name), own_identity)
+    assert raw.flatten(1).amax(1).min() > 1e-3
+    maps = attention_map(crops, name)
+    for face, m in zip(faces, maps):  # the map's weight sits on the face, not around it
+        assert m[face.region].mean() > 2 * m[~face.region].mean()
