@@ -34,6 +34,7 @@ class AlbumSummary:
     failed: int
     held: int
     pending: int
+    missing: bool = False  # the folder is gone but the album is still shared (its copies stay)
 
 
 def sync(session: Session, found: Iterable[tuple[Path, str]], share_new: bool) -> list[str]:
@@ -53,11 +54,18 @@ def sync(session: Session, found: Iterable[tuple[Path, str]], share_new: bool) -
     return added
 
 
-def find(session: Session, name: str) -> Album:
-    """The album called ``name`` (or ``ROOT/NAME`` when two library roots hold one of that name)."""
-    rows = [a for a in session.scalars(sa.select(Album).where(Album.removed_at.is_(None)))
-            if name in (a.name, f"{a.root}/{a.name}")]
+def find(session: Session, name: str, *, missing_ok: bool = False) -> Album:
+    """The album called ``name`` (or ``ROOT/NAME`` when two library roots hold one of that name).
+
+    An album whose folder has gone (deleted, or its share unmounted) is found only with
+    ``missing_ok``: unsharing it must stay possible, since its copies stay published.
+    """
+    matches = [a for a in session.scalars(sa.select(Album)) if name in (a.name, f"{a.root}/{a.name}")]
+    rows = [a for a in matches if a.removed_at is None] or [a for a in matches if missing_ok and a.shared]
     if not rows:
+        if matches and any(a.shared for a in matches):
+            raise AlbumError(f"album {name!r}: its folder is missing; `anon-plugin albums unshare {name}` "
+                             "removes its public copies")
         raise AlbumError(f"no album {name!r}; `anon-plugin albums list` shows them")
     if len(rows) > 1:
         raise AlbumError(f"{name!r} is an album in several library roots; say which: "
@@ -66,20 +74,23 @@ def find(session: Session, name: str) -> Album:
 
 
 def summaries(session: Session) -> list[AlbumSummary]:
-    """Every present album with its policy version and photo counts, by name."""
+    """Every present album, and every shared one whose folder is missing, with its policy version
+    and photo counts, by name."""
     counts: dict[int, dict[str, int]] = {}
     for album_id, state, count in session.execute(
         sa.select(Photo.album_id, Photo.state, sa.func.count()).group_by(Photo.album_id, Photo.state)
     ):
         counts.setdefault(album_id, {})[state] = count
     out = []
-    for album in session.scalars(sa.select(Album).where(Album.removed_at.is_(None)).order_by(Album.name)):
+    listed = sa.or_(Album.removed_at.is_(None), Album.shared)
+    for album in session.scalars(sa.select(Album).where(listed).order_by(Album.name)):
         c = counts.get(album.id, {})
         latest = queries.latest_policy_version(session, album.id)
         out.append(AlbumSummary(
             album.name, album.root, album.shared, latest.version if latest else None,
             photos=sum(v for k, v in c.items() if k != "removed"), published=c.get("published", 0),
             failed=c.get("failed", 0), held=c.get("held", 0), pending=c.get("pending", 0),
+            missing=album.removed_at is not None,
         ))
     return out
 

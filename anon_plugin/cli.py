@@ -65,7 +65,7 @@ class _LazyGroup(click.Group):
                        "Print the record of an original or a public copy as JSON."),
         "serve": ("anon_plugin.commands.daemon:serve_command", "Run the daemon (and the admin panel) in one process."),
         "watch": ("anon_plugin.commands.daemon:watch_command",
-                  "Run the daemon: publish public copies of the shared albums' photos."),
+                  "Run the daemon: watch the library roots, publish public copies of shared albums."),
         "evaluate": ("anon_plugin.evaluate.command:evaluate_command",
                      "Measure anonymization on the labeled face set in DATA_DIR, every method side by side."),
         "pack-generator-data": ("anon_plugin.training.generator_data:pack_command",

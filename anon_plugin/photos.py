@@ -20,7 +20,7 @@ from .store.tables import Album, Photo
 
 
 def seen(session: Session, album: Album, found: Found) -> bool:
-    """Record the file a scan or the watcher found in ``album``; True when a publish job was queued for it."""
+    """Record the file a scan or the watcher found in ``album``; True when a new publish job was queued for it."""
     row = queries.photo_at(session, album.id, found.path)
     mtime = found.mtime_ns / 1e9
     if row is None:
@@ -34,8 +34,7 @@ def seen(session: Session, album: Album, found: Found) -> bool:
         return False  # published, held or failed, and unchanged: nothing new to do
     if not album.shared:
         return False
-    queue.enqueue(session, row.id)
-    return True
+    return queue.enqueue(session, row.id).new
 
 
 def withdraw(session: Session, photo: Photo, public_root: Path, reason: str) -> int:

@@ -44,7 +44,8 @@ def list_albums(ctx: click.Context, as_json: bool) -> None:
                f"{'held':>5} {'pending':>7}")
     for r in rows:
         click.echo(f"{r.name:24} {'yes' if r.shared else 'no':6} {r.policy_version or '-'!s:6} {r.photos:>6} "
-                   f"{r.published:>9} {r.failed:>6} {r.held:>5} {r.pending:>7}")
+                   f"{r.published:>9} {r.failed:>6} {r.held:>5} {r.pending:>7}"
+                   + ("  (folder missing: its copies stay until it is back or unshared)" if r.missing else ""))
 
 
 @albums_group.command()
@@ -76,7 +77,7 @@ def unshare(ctx: click.Context, name: str, yes: bool) -> None:
     from .. import albums
 
     with store(ctx) as session:
-        album = guarded(ctx, lambda: albums.find(session, name))
+        album = guarded(ctx, lambda: albums.find(session, name, missing_ok=True))
         count = albums.copies(session, album)
         if not yes:
             click.confirm(f"Remove the {count} public copies of {name}?", abort=True, err=True)

@@ -40,7 +40,7 @@ def watch_command(ctx: click.Context, log_format: str) -> None:
 @LOG_FORMAT
 @click.pass_context
 def serve_command(ctx: click.Context, log_format: str) -> None:
-    """Run the daemon (and, once it lands, the admin panel) in one process."""
+    """Run the daemon (and the admin panel) in one process."""
     ctx.invoke(watch_command, log_format=log_format)
 
 
@@ -83,8 +83,12 @@ def _demo_library(folder: Path) -> Path:
 @LOG_FORMAT
 @click.pass_context
 def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_format: str) -> None:
-    """Build a demo library from the bundled example photo, share its album, run the daemon until
-    the public copies are published, and say where they are and what was removed."""
+    """Run the daemon on a demo album made from the bundled example photo, then say what it published.
+
+    The demo library (the portrait as a JPEG carrying GPS, a serial number and
+    an owner, and as a PNG) is built under --dir; its album is shared and the
+    daemon runs until the public copies are published.
+    """
     from .. import albums, logs, provenance
     from ..config import load_settings
     from ..daemon.ignore import PathFilter

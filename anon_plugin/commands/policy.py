@@ -7,6 +7,7 @@ import json
 import click
 
 from . import guarded, store
+from .albums import _sync
 
 
 @click.group("policy")
@@ -22,6 +23,7 @@ def show(ctx: click.Context, name: str) -> None:
     from .. import albums, policies
 
     with store(ctx) as session:
+        _sync(ctx, session)  # an album not shared yet is known before `albums list` or the daemon ran
         album = guarded(ctx, lambda: albums.find(session, name))
         version, policy = policies.current(session, album.id)
     click.echo(json.dumps({"album": name, "version": version, "policy": policy.to_mapping()}, indent=2))
@@ -40,6 +42,7 @@ def set_policy(ctx: click.Context, name: str, assignments: tuple[str, ...]) -> N
     from .. import albums, policies
 
     with store(ctx) as session:
+        _sync(ctx, session)  # the policy can be set before the album is first shared
         album = guarded(ctx, lambda: albums.find(session, name))
         _, policy = policies.current(session, album.id)
         changed = guarded(ctx, lambda: policy.with_changes(**policies.parse_assignments(assignments)))

@@ -14,8 +14,12 @@ from . import guarded, settings, store
 @click.argument("path", type=click.Path(path_type=Path))
 @click.pass_context
 def provenance_command(ctx: click.Context, path: Path) -> None:
-    """Print what was published from PATH (an original) or what PATH (a public copy) was made from:
-    policy, engine, models, device, removed metadata tags and every face, old copies included."""
+    """Print the record of an original or a public copy as JSON.
+
+    For PATH an original: what was published from it; for PATH a public copy:
+    what it was made from. Policy, engine, models, device, removed metadata
+    tags and every face, old copies included.
+    """
     from .. import provenance
 
     s = settings(ctx)

@@ -36,16 +36,22 @@ class Claimed:
     attempt: int  # 1 for the first run
 
 
-def enqueue(session: Session, photo_id: int, kind: str = "publish") -> int:
-    """Queue ``kind`` for the photo unless such a job is already waiting or running; returns its id."""
+@dataclass(frozen=True)
+class Queued:
+    job_id: int
+    new: bool  # False: such a job was already waiting or running
+
+
+def enqueue(session: Session, photo_id: int, kind: str = "publish") -> Queued:
+    """Queue ``kind`` for the photo unless such a job is already waiting or running."""
     waiting = session.scalar(sa.select(Job.id).where(
         Job.photo_id == photo_id, Job.kind == kind, Job.state.in_(("queued", "running"))))
     if waiting is not None:
-        return waiting
+        return Queued(waiting, new=False)
     job = Job(photo_id=photo_id, kind=kind, state="queued")
     session.add(job)
     session.flush()
-    return job.id
+    return Queued(job.id, new=True)
 
 
 def claim(session: Session, worker: str, limit: int, now: dt.datetime | None = None,

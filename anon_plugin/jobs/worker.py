@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -244,16 +245,20 @@ class Worker:
         if not command:
             return
         env = {**os.environ, "ANON_ALBUM": task.album, "ANON_PUBLIC_DIR": str(self.public_root / task.album)}
+        # Its own session, so that a timeout ends the command and its children, not only the shell.
+        hook = subprocess.Popen(command, shell=True, env=env, start_new_session=True, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            done = subprocess.run(command, shell=True, env=env, timeout=task.policy.after_publish_timeout,
-                                  capture_output=True, text=True)
+            out, err = hook.communicate(timeout=task.policy.after_publish_timeout)
         except subprocess.TimeoutExpired:
-            log.warning("%s: after_publish timed out after %.0f s: %s", task.album,
+            os.killpg(hook.pid, signal.SIGKILL)
+            hook.communicate()
+            log.warning("%s: after_publish timed out after %g s: %s", task.album,
                         task.policy.after_publish_timeout, command)
             return
-        if done.returncode:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
-            log.warning("%s: after_publish exited %d: %s", task.album, done.returncode, tail[0])
+        if hook.returncode:
+            tail = (err or out).strip().splitlines()[-1:] or [""]
+            log.warning("%s: after_publish exited %d: %s", task.album, hook.returncode, tail[0])
 
 
 class _LeaseLost(Exception):

@@ -26,7 +26,7 @@ def test_a_photo_is_queued_once(engine):
     (photo,) = _photos(engine, 1)
     with session_scope(engine) as session:
         first = queue.enqueue(session, photo)
-        assert queue.enqueue(session, photo) == first
+        assert first.new and queue.enqueue(session, photo) == queue.Queued(first.job_id, new=False)
         assert queue.depth(session)["queued"] == 1
 
 
@@ -50,7 +50,7 @@ def test_a_crashed_workers_job_runs_again_after_its_lease(engine):
 def test_failures_back_off_then_fail_for_good(engine):
     (photo,) = _photos(engine, 1)
     with session_scope(engine) as session:
-        job = queue.enqueue(session, photo)
+        job = queue.enqueue(session, photo).job_id
     when = utcnow()
     for attempt in range(1, queue.MAX_ATTEMPTS + 1):
         with session_scope(engine) as session:
@@ -74,7 +74,7 @@ def test_failures_back_off_then_fail_for_good(engine):
 def test_a_permanent_failure_is_not_retried(engine):
     (photo,) = _photos(engine, 1)
     with session_scope(engine) as session:
-        job = queue.enqueue(session, photo)
+        job = queue.enqueue(session, photo).job_id
         queue.claim(session, "w", 1)
         assert queue.fail(session, job, "w", "not an image", permanent=True) == "failed"
         assert queue.claim(session, "w", 1, now=utcnow() + dt.timedelta(days=1)) == []
@@ -118,7 +118,7 @@ def test_two_workers_never_claim_the_same_job(engine):
 def test_cancel_closes_waiting_jobs_and_keeps_the_rows(engine):
     (photo,) = _photos(engine, 1)
     with session_scope(engine) as session:
-        job = queue.enqueue(session, photo)
+        job = queue.enqueue(session, photo).job_id
         assert queue.cancel(session, photo, "album unshared") == 1
         row = session.get(Job, job)
         assert row.state == "done" and row.last_error == "cancelled: album unshared"
