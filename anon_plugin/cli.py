@@ -57,6 +57,8 @@ class _LazyGroup(click.Group):
 
     lazy = {  # name: (module:command, one-line help)
         "albums": ("anon_plugin.commands.albums:albums_group", "List albums and share, unshare or republish them."),
+        "admin": ("anon_plugin.commands.admin:admin_command",
+                  "Run the admin panel alone (the daemon runs elsewhere on the same database)."),
         "db": ("anon_plugin.commands.db:db", "Create or upgrade the database (Alembic migrations)."),
         "demo": ("anon_plugin.commands.daemon:demo_command",
                  "Run the daemon on a demo album made from the bundled example photo, then say what it published."),
@@ -64,6 +66,7 @@ class _LazyGroup(click.Group):
         "provenance": ("anon_plugin.commands.provenance:provenance_command",
                        "Print the record of an original or a public copy as JSON."),
         "serve": ("anon_plugin.commands.daemon:serve_command", "Run the daemon (and the admin panel) in one process."),
+        "users": ("anon_plugin.commands.users:users_group", "Add, list or remove the admin panel's users."),
         "watch": ("anon_plugin.commands.daemon:watch_command",
                   "Run the daemon: watch the library roots, publish public copies of shared albums."),
         "evaluate": ("anon_plugin.evaluate.command:evaluate_command",

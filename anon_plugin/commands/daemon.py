@@ -38,10 +38,34 @@ def watch_command(ctx: click.Context, log_format: str) -> None:
 
 @click.command("serve")
 @LOG_FORMAT
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Panel requests served at once.")
 @click.pass_context
-def serve_command(ctx: click.Context, log_format: str) -> None:
-    """Run the daemon (and the admin panel) in one process."""
-    ctx.invoke(watch_command, log_format=log_format)
+def serve_command(ctx: click.Context, log_format: str, threads: int) -> None:
+    """Run the daemon (and the admin panel) in one process.
+
+    The daemon's watcher and workers run on background threads, the panel
+    (waitress, on [admin] bind, default 127.0.0.1:8470) on the main one.
+
+    SIGTERM or SIGINT: the panel stops, the workers finish the photos in hand, exit 0.
+    """
+    from .. import logs
+    from ..admin import create_app
+    from ..admin.server import PanelServer
+    from .admin import stop_on_signals
+
+    logs.setup(log_format)
+    s = settings(ctx)
+    service = _service(ctx, s)
+    app = guarded(ctx, lambda: create_app(s, service=service))
+    server = guarded(ctx, lambda: PanelServer(app, s.admin.host, s.admin.port, threads))
+    stop_on_signals(server)  # before the daemon starts: a signal from now on stops both
+    guarded(ctx, service.start)
+    try:
+        click.echo(f"anon-plugin: admin panel on {server.url}", err=True)
+        server.run()
+    finally:
+        service.stop()
 
 
 def _demo_library(folder: Path) -> Path:

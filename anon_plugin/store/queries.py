@@ -83,3 +83,143 @@ def photo_paths_under(session: Session, album_id: int, folder: str) -> list[str]
     return list(session.scalars(sa.select(Photo.relative_path).where(
         Photo.album_id == album_id, Photo.state != "removed",
         sa.or_(Photo.relative_path == folder, Photo.relative_path.startswith(prefix, autoescape=True)))))
+
+
+# ---------------------------------------------------------------- the admin panel's questions
+# (imported here rather than at the top so that this section is one block that other work does not touch)
+import datetime as _dt  # noqa: E402
+
+from .tables import Face, Job, User  # noqa: E402
+
+
+def user_named(session: Session, name: str) -> User | None:
+    return session.scalar(sa.select(User).where(User.name == name))
+
+
+def user_by_id(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def users(session: Session) -> list[User]:
+    """Every panel user, by name."""
+    return list(session.scalars(sa.select(User).order_by(User.name)))
+
+
+def add_user(session: Session, name: str, password_hash: str) -> User:
+    row = User(name=name, password_hash=password_hash)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def remove_user(session: Session, name: str) -> bool:
+    """Delete the user (their audit lines keep the name); False when there was none."""
+    return session.execute(sa.delete(User).where(User.name == name)).rowcount > 0
+
+
+def present_album(session: Session, album_id: int) -> Album | None:
+    """The album with this id unless it is unknown or its folder is gone."""
+    return session.scalar(sa.select(Album).where(Album.id == album_id, Album.removed_at.is_(None)))
+
+
+def listed_album(session: Session, album_id: int) -> Album | None:
+    """The album with this id if ``albums.summaries`` lists it: present, or shared with its folder gone
+    (its copies stay published until it is unshared)."""
+    return session.scalar(sa.select(Album).where(
+        Album.id == album_id, sa.or_(Album.removed_at.is_(None), Album.shared)))
+
+
+def photo_in_album(session: Session, album_id: int, photo_id: int) -> Photo | None:
+    """The album's present photo with this id; None for another album's photo or a removed one."""
+    return session.scalar(sa.select(Photo).where(
+        Photo.id == photo_id, Photo.album_id == album_id, Photo.state != "removed"))
+
+
+def photo_by_id(session: Session, photo_id: int) -> Photo | None:
+    return session.get(Photo, photo_id)
+
+
+def album_by_id(session: Session, album_id: int) -> Album | None:
+    return session.get(Album, album_id)
+
+
+def output_by_id(session: Session, output_id: int) -> Output | None:
+    return session.get(Output, output_id)
+
+
+def faces_of(session: Session, output_id: int) -> list[Face]:
+    return list(session.scalars(sa.select(Face).where(Face.output_id == output_id).order_by(Face.index)))
+
+
+def album_jobs(session: Session, album_id: int) -> dict[str, int]:
+    """How many of the album's publish jobs are in each state."""
+    counts = dict(session.execute(
+        sa.select(Job.state, sa.func.count()).join(Photo, Photo.id == Job.photo_id)
+        .where(Photo.album_id == album_id, Job.kind == "publish").group_by(Job.state)).all())
+    return {state: counts.get(state, 0) for state in ("queued", "running", "done", "failed")}
+
+
+def jobs_in(session: Session, states: tuple[str, ...], limit: int = 100) -> list[tuple[Job, Photo, str]]:
+    """Jobs in ``states`` with their photo and album name, newest first."""
+    rows = session.execute(
+        sa.select(Job, Photo, Album.name).join(Photo, Photo.id == Job.photo_id).join(Album, Album.id == Photo.album_id)
+        .where(Job.state.in_(states)).order_by(Job.id.desc()).limit(limit))
+    return [(job, photo, name) for job, photo, name in rows]
+
+
+def job_by_id(session: Session, job_id: int) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def search_photos(session: Session, name: str | None = None, sha256: str | None = None,
+                  day: _dt.date | None = None, limit: int = 100) -> list[tuple[Photo, str]]:
+    """Photos (with their album's name), newest first, whose path contains ``name`` (any case), whose
+    original or public copy's sha256 starts with ``sha256``, and that were first seen or published on
+    ``day`` (UTC); a criterion left None is not applied."""
+    query = sa.select(Photo, Album.name).join(Album, Album.id == Photo.album_id)
+    if name:
+        query = query.where(Photo.relative_path.icontains(name, autoescape=True))
+    if sha256:
+        copies = sa.select(Output.photo_id).where(sa.or_(
+            Output.source_sha256.startswith(sha256, autoescape=True),
+            Output.public_sha256.startswith(sha256, autoescape=True)))
+        query = query.where(sa.or_(Photo.sha256.startswith(sha256, autoescape=True), Photo.id.in_(copies)))
+    if day:
+        start = _dt.datetime.combine(day, _dt.time(), tzinfo=_dt.UTC)
+        end = start + _dt.timedelta(days=1)
+        made = sa.select(Output.photo_id).where(Output.created_at >= start, Output.created_at < end)
+        query = query.where(sa.or_(sa.and_(Photo.first_seen >= start, Photo.first_seen < end), Photo.id.in_(made)))
+    return [(photo, album) for photo, album in session.execute(query.order_by(Photo.id.desc()).limit(limit))]
+
+
+def audit_entries(session: Session, limit: int = 100, before: int | None = None) -> list[AuditEntry]:
+    """The audit log, newest first; ``before``: only entries older than that id (the next page)."""
+    query = sa.select(AuditEntry)
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
+    return list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+def published_since(session: Session, since: _dt.datetime) -> int:
+    """How many public copies were written since ``since`` (those replaced or removed since included)."""
+    return session.scalar(sa.select(sa.func.count()).select_from(Output).where(
+        Output.created_at >= since, Output.public_sha256.is_not(None))) or 0
+
+
+def last_job_error(session: Session) -> Job | None:
+    """The job that failed most recently (cancelled jobs are not errors)."""
+    return session.scalar(sa.select(Job).where(
+        Job.last_error.is_not(None), sa.not_(Job.last_error.startswith("cancelled:"))).order_by(
+        sa.func.coalesce(Job.finished_at, Job.heartbeat_at, Job.created_at).desc(), Job.id.desc()).limit(1))
+
+
+def last_photo_problem(session: Session) -> Photo | None:
+    """The photo most recently failed or held back, with its reason."""
+    return session.scalar(sa.select(Photo).where(Photo.state.in_(("failed", "held"))).order_by(
+        Photo.updated_at.desc(), Photo.id.desc()).limit(1))
+
+
+def listed_albums(session: Session) -> list[Album]:
+    """The albums ``albums.summaries`` lists (present, or shared with their folder gone), by name."""
+    return list(session.scalars(sa.select(Album).where(sa.or_(Album.removed_at.is_(None), Album.shared))
+                                .order_by(Album.name, Album.root)))

@@ -1,0 +1,56 @@
+"""Health: ``/health`` and ``/healthz`` answer "ok" to anyone (the container's HEALTHCHECK asks
+``/health``) and say nothing else; ``/status`` is the signed-in page with the details."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, render_template
+
+from ...jobs import queue
+from ...store import queries
+from ...store.tables import utcnow
+from ..state import panel, reading
+
+bp = Blueprint("health", __name__)
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """The daemon as this process sees it."""
+
+    here: bool  # runs in this process (anon-plugin serve)
+    running: bool
+    workers: int
+    device: str
+
+
+def models_loaded() -> int:
+    """How many models this process has built (its workers' and the previews'). The registry keeps
+    no list of names, only its cache, whose size is the true count; 0 before inference ever ran."""
+    registry = sys.modules.get("anon_plugin.inference.registry")
+    return registry._loaded.cache_info().currsize if registry is not None else 0
+
+
+def _daemon() -> Daemon:
+    p = panel()
+    if p.service is None:
+        return Daemon(False, False, 0, p.device)
+    return Daemon(True, not p.service.stopping.is_set(), len(p.service.workers), p.service.device)
+
+
+@bp.route("/health")
+@bp.route("/healthz")
+def liveness() -> Response:
+    return Response("ok\n", mimetype="text/plain")
+
+
+@bp.route("/status")
+def status() -> str:
+    with reading() as s:
+        return render_template("health/status.html", daemon=_daemon(), models=models_loaded(),
+                               depth=queue.depth(s),
+                               published=queries.published_since(s, utcnow() - dt.timedelta(hours=1)),
+                               job=queries.last_job_error(s), photo=queries.last_photo_problem(s))
