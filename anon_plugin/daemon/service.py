@@ -69,6 +69,7 @@ class Service:
         self.engine = engine or engine_for(settings.database_url)
         self.device = settings.resolved_device()
         self.stopping = threading.Event()
+        self.wake = threading.Event()  # set when a job is queued: an idle worker claims it at once
         self.watcher = Watcher.from_settings(settings, sink=self.handle)
         self.workers = [Worker(self.engine, self.public_root, f"{os.uname().nodename}:{os.getpid()}:{i}",
                                self.device, settings.inference.max_batch)
@@ -92,7 +93,8 @@ class Service:
                 log.info("%d job(s) of a daemon that died on this machine queued again", reclaimed)
         self.watcher.start()  # first, so nothing that happens during the scan is missed
         self.rescan()
-        self._threads = [threading.Thread(target=w.run, args=(self.stopping,), name=w.name) for w in self.workers]
+        self._threads = [threading.Thread(target=w.run, args=(self.stopping, self.wake), name=w.name)
+                         for w in self.workers]
         self._threads.append(threading.Thread(target=self._rescans, name="rescan", daemon=True))
         for thread in self._threads:
             thread.start()
@@ -102,6 +104,7 @@ class Service:
     def stop(self, timeout: float = 300.0) -> None:
         """Stop claiming work; each worker finishes the batch in hand; the watcher stops."""
         self.stopping.set()
+        self.wake.set()
         self.watcher.stop()
         for thread in self._threads:
             if not thread.daemon:
@@ -134,9 +137,16 @@ class Service:
                         Photo.album_id == album.id, Photo.state != "removed")):
                     if photo.relative_path not in present:
                         photos.deleted(session, album, photo.relative_path, self.public_root)
+        self.wake.set()
 
     def handle(self, change: Change) -> None:
         """A change from the watcher, on the watcher's thread: a short transaction, no inference."""
+        try:
+            self._handle(change)
+        finally:
+            self.wake.set()  # after the commit: an idle worker looks for the new job at once
+
+    def _handle(self, change: Change) -> None:
         with self._lock, session_scope(self.engine) as session:
             if change.kind in ("album_added", "album_removed"):
                 albums.sync(session, album_folders(self.settings.library_roots, self.filter),
