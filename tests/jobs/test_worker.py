@@ -24,7 +24,7 @@ from anon_plugin.store.tables import Face, Output, Photo
 
 @pytest.fixture
 def site(tmp_path, wild_photos):
-    """A library with one album of three real photos (one with two faces) and two bad files."""
+    """A library with one album of three real photos (one with two faces and a small cartoon face) and two bad files."""
     library, public = tmp_path / "library", tmp_path / "public"
     album = library / "family"
     (album / "2024").mkdir(parents=True)
@@ -68,7 +68,7 @@ def test_sharing_publishes_every_photo_with_provenance(site):
         "notes.jpg": "failed", "broken.jpg": "failed"}
     assert "not an image" in states["notes.jpg"][1] and "corrupt" in states["broken.jpg"][1]
     assert depth == {"queued": 0, "running": 0, "done": 3, "failed": 2}
-    assert len(outputs) == 3 and len(faces) == 4 and not any(f.covered for f in faces)
+    assert len(outputs) == 3 and len(faces) == 5 and not any(f.covered for f in faces)
     for output in outputs:
         path = Path(output.public_path)
         assert path.is_file() and path.is_relative_to(public / "family")
