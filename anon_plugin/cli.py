@@ -33,6 +33,10 @@ def _pipeline_options(command):
                      help="Seed for generative fills (same seed, same output)."),
         click.option("--detect-threshold", type=click.FloatRange(0.0, 1.0), default=0.6, show_default=True,
                      help="Minimum detector confidence for a face (lower finds more faces)."),
+        click.option("--verify/--no-verify", default=True, show_default=True,
+                     help="Check every anonymized face with SFace and FaceNet; while one is still too close to "
+                          "its original, redraw it, enlarge its mask, then pixelate its box "
+                          "(docs/verification.md)."),
         click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True,
                      help="Refuse images with more pixels than this (decompression bombs)."),
     ]
@@ -41,11 +45,11 @@ def _pipeline_options(command):
     return command
 
 
-def _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold, measure=False):
+def _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold, verify, measure=False):
     from .inference.pipeline import Anonymizer
 
     return Anonymizer(method=method, strength=strength, threshold=threshold, recognizer=recognizer,
-                      seed=seed, detect_threshold=detect_threshold, measure=measure)
+                      seed=seed, detect_threshold=detect_threshold, verify=verify, measure=measure)
 
 
 def _fail(message: str) -> None:
@@ -132,8 +136,8 @@ def main(ctx: click.Context, config: Path | None, debug: bool) -> None:
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True,
               help="Quality of JPEGs made from other formats (a JPEG input keeps its own tables).")
 @click.pass_context
-def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed, detect_threshold, max_pixels,
-              explain, report, overwrite, metadata, keep_metadata, output_format, jpeg_quality):
+def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed, detect_threshold, verify,
+              max_pixels, explain, report, overwrite, metadata, keep_metadata, output_format, jpeg_quality):
     """Anonymize every face in INPUTS (files or folders, recursively) into the --output folder.
 
     Inside a folder, hidden files, other formats and unreadable folders are
@@ -157,7 +161,7 @@ def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed
     outcomes = list(planned.refused)
     for refused in outcomes:
         _fail(f"{refused.job.source}: {refused.error}")
-    anonymizer = _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold,
+    anonymizer = _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold, verify,
                              measure=report is not None)
     with click.progressbar(planned.jobs, label="anonymizing", file=sys.stderr, show_pos=True,
                            item_show_func=lambda j: j.source.name if j else None,
@@ -183,8 +187,8 @@ def anonymize(ctx, inputs, outdir, method, strength, threshold, recognizer, seed
         from .report import write_report
 
         options = {"method": method, "strength": strength, "threshold": anonymizer.threshold,
-                   "recognizer": recognizer, "seed": seed, "metadata": metadata, "output_format": output_format,
-                   "jpeg_quality": jpeg_quality}
+                   "recognizer": recognizer, "seed": seed, "verify": verify, "metadata": metadata,
+                   "output_format": output_format, "jpeg_quality": jpeg_quality}
         try:
             write_report(report, outcomes, options, planned.skipped, overwrite=overwrite)
         except OutputError as exc:
@@ -233,8 +237,8 @@ def _unexpected(exc: Exception) -> str:
 @_pipeline_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.pass_context
-def explain_command(ctx, image, out, method, strength, threshold, recognizer, seed, detect_threshold, max_pixels,
-                    overwrite):
+def explain_command(ctx, image, out, method, strength, threshold, recognizer, seed, detect_threshold, verify,
+                    max_pixels, overwrite):
     """Write the explain picture of IMAGE: per face, crop | ID attention map | mask | result."""
     from .errors import AnonPluginError
     from .inference.explain import explain_picture
@@ -242,7 +246,8 @@ def explain_command(ctx, image, out, method, strength, threshold, recognizer, se
 
     try:
         picture = read_picture(image, max_pixels)
-        result = _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold).anonymize(picture.rgb)
+        result = _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold,
+                             verify).anonymize(picture.rgb)
         write_atomic(out, png_bytes(explain_picture(result.faces, result.image)), overwrite)
     except AnonPluginError as exc:
         _fail(f"{image}: {exc}")

@@ -118,11 +118,14 @@ class Policy:
     ``generate`` replaces the identity-bearing pixels with a new face (blur and
     pixelate leave a visible patch, and blur can be partly reversed); ``medium``
     is the strength whose masks defeat the recognizers while keeping pose and
-    expression (docs/pipeline.md); ``strip-identifying`` drops GPS, serial
-    numbers, owner names, thumbnails, XMP and IPTC but keeps the camera and
-    dates a gallery sorts by; ``cover`` pixelates the whole box of a face the
-    engine could not anonymize, so the photo still appears with no
-    recognizable face, where ``hold`` would keep it back for the admin.
+    expression (docs/pipeline.md); ``verify`` checks every anonymized face with
+    SFace and FaceNet and, while one is still too close to its original, draws
+    another person, enlarges its mask, then gives up on it (docs/verification.md);
+    ``strip-identifying`` drops GPS, serial numbers, owner names, thumbnails,
+    XMP and IPTC but keeps the camera and dates a gallery sorts by; ``cover``
+    pixelates the whole box of a face the engine could not anonymize, so the
+    photo still appears with no recognizable face, where ``hold`` would keep it
+    back for the admin.
     """
 
     enabled: bool = _field(_boolean(), True)
@@ -130,6 +133,7 @@ class Policy:
     strength: str = _field(_choice(*STRENGTHS), "medium")
     threshold: float | None = _field(_threshold(), None)  # the attention threshold; overrides strength when set
     recognizer: str = _field(_choice(*RECOGNIZERS), "sface")  # whose Grad-CAM attention drives the mask
+    verify: bool = _field(_boolean(), True)  # check every face and climb the ladder while it is too close
     metadata: str = _field(_choice(*METADATA), "strip-identifying")
     on_face_failure: str = _field(_choice(*ON_FACE_FAILURE), "cover")
     output_format: str = _field(_choice(*OUTPUT_FORMATS), "same")
@@ -161,7 +165,7 @@ class Policy:
     def engine_options(self) -> dict[str, Any]:
         """Keyword options for ``inference.pipeline.AnonymizerConfig``."""
         return {"method": self.method, "strength": self.strength, "threshold": self.threshold,
-                "recognizer": self.recognizer}
+                "recognizer": self.recognizer, "verify": self.verify}
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Policy))

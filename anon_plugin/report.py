@@ -22,6 +22,7 @@ def _face(face: FaceRecord) -> dict:
         "method": face.method,
         "threshold": face.threshold,
         "mask_area": None if face.mask_area is None else round(face.mask_area, 4),
+        "steps": list(face.steps),
         "covered": face.covered,
         "error": face.error,
         "similarity": None if face.similarity is None else {k: round(v, 4) for k, v in face.similarity.items()},
@@ -47,7 +48,8 @@ def write_report(path: Path, outcomes: list[Outcome], options: dict, skipped: It
 
     Similarity keys: sface_cosine, facenet_cosine (same person above 0.363 for SFace),
     dlib_distance (same person below 0.6); still_matched_by names the recognizers
-    past their line. metadata_removed names what the output left out (anon_plugin.metadata)."""
+    past their line. steps: the fill, then the verification ladder's steps that ran
+    (docs/verification.md). metadata_removed names what the output left out (anon_plugin.metadata)."""
     report = {"anon_plugin": __version__, "options": options, "images": [_image(o) for o in outcomes],
               "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped]}
     write_atomic(path, (json.dumps(report, indent=2) + "\n").encode(), overwrite=overwrite)

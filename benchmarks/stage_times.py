@@ -1,6 +1,6 @@
 """Time per face for each pipeline stage, and how many wild photos get anonymized.
 
-    python benchmarks/stage_times.py [--method inpaint] [--limit 80]
+    python benchmarks/stage_times.py [--method inpaint] [--limit 80] [--no-verify]
 
 Runs the 80 unaligned photos of ../shared/data/wild through the library
 (models warmed up first; decoding and encoding not included).
@@ -18,16 +18,17 @@ from _data import DATA
 from anon_plugin import Anonymizer
 from anon_plugin.imageio import read_picture
 
-STAGES = ("landmarks", "align", "saliency", "mask", "fill", "blend")
+STAGES = ("landmarks", "align", "saliency", "mask", "fill", "blend", "verify")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="inpaint")
     parser.add_argument("--limit", type=int, default=80)
+    parser.add_argument("--no-verify", dest="verify", action="store_false")
     args = parser.parse_args()
     photos = sorted((DATA / "wild" / "images").glob("*.jpg"))[: args.limit]
-    anonymizer = Anonymizer(method=args.method)
+    anonymizer = Anonymizer(method=args.method, verify=args.verify)
     images = [read_picture(p).rgb for p in photos]
     anonymizer.anonymize(images[0])  # load the models
     per_stage: dict[str, list[float]] = {s: [] for s in STAGES}

@@ -146,7 +146,7 @@ def tagged(tmp_path_factory, upright) -> tuple[Path, bytes, bytes]:
 
 def test_metadata_is_dropped_and_icc_kept(tmp_path, tagged):
     path, thumbnail, icc = tagged
-    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur")
+    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", "--no-verify")
     assert result.exit_code == 0, result.output
     out = tmp_path / "out" / path.name
     data = out.read_bytes()
@@ -160,7 +160,7 @@ def test_metadata_is_dropped_and_icc_kept(tmp_path, tagged):
 
 def test_keep_metadata_keeps_gps_but_no_thumbnail(tmp_path, tagged):
     path, thumbnail, icc = tagged
-    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", "--keep-metadata")
+    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", "--no-verify", "--keep-metadata")
     assert result.exit_code == 0, result.output
     out = tmp_path / "out" / path.name
     data = out.read_bytes()
@@ -184,7 +184,8 @@ def test_exif_orientation_is_processed_upright(tmp_path, upright, orientation, s
     path = tmp_path / "rotated.jpg"
     upright.transpose(stored).save(path, quality=95, exif=exif)
 
-    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", *(["--keep-metadata"] if keep else []))
+    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", "--no-verify",
+                 *(["--keep-metadata"] if keep else []))
 
     assert result.exit_code == 0, result.output
     assert summary(result) == (1, 1, 0, 0, 0)
@@ -205,7 +206,7 @@ def test_formats_keep_name_format_and_size(tmp_path, upright):
     for suffix in formats:
         upright.save(src / f"face{suffix}")
 
-    result = run("anonymize", src, "-o", tmp_path / "out", "-m", "pixelate")
+    result = run("anonymize", src, "-o", tmp_path / "out", "-m", "pixelate", "--no-verify")
 
     assert result.exit_code == 0, result.output
     assert summary(result) == (5, 5, 0, 0, 0)
@@ -232,7 +233,7 @@ def test_modes_are_converted_and_processed(tmp_path, upright):
     upright.save(src / "lossless.webp", lossless=True)
     assert [Image.open(src / n).mode for n in ("gray16.png", "palette.png", "cmyk.jpg")] == ["I;16", "P", "CMYK"]
 
-    result = run("anonymize", src, "-o", tmp_path / "out", "-m", "blur")
+    result = run("anonymize", src, "-o", tmp_path / "out", "-m", "blur", "--no-verify")
 
     assert result.exit_code == 0, result.output
     assert summary(result) == (6, 6, 0, 0, 0)
@@ -287,7 +288,8 @@ def test_bad_inputs_fail_alone_with_one_line_each(tmp_path, photos):
     reasons = {"truncated.jpg": "truncated", "text.jpg": "not an image", "empty.jpg": "not an image",
                "large.jpg": "over the limit of 300,000", "bomb.png": "pixel limit", "missing.jpg": "no such file"}
 
-    result = run("anonymize", src, src / "missing.jpg", "-o", tmp_path / "out", "-m", "blur", "--max-pixels", 300_000)
+    result = run("anonymize", src, src / "missing.jpg", "-o", tmp_path / "out", "-m", "blur", "--no-verify",
+                 "--max-pixels", 300_000)
 
     assert result.exit_code == 1
     assert_one_line_errors(result, list(reasons))
@@ -305,7 +307,7 @@ def test_unreadable_file(tmp_path, photos):
     try:
         if os.access(path, os.R_OK):
             pytest.skip("running as root: chmod 000 does not stop reading")
-        result = run("anonymize", path, photos[SMALL], "-o", tmp_path / "out", "-m", "blur")
+        result = run("anonymize", path, photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--no-verify")
     finally:
         path.chmod(0o644)
     assert result.exit_code == 1
@@ -319,7 +321,7 @@ def test_interrupted_write_leaves_no_file(tmp_path, photos, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(imageio.os, "replace", replace)
-    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur")
+    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--no-verify")
     assert result.exit_code == 1
     assert_one_line_errors(result, [SMALL])
     assert "No space left on device" in result.stderr
@@ -353,12 +355,12 @@ def test_existing_output_is_kept_without_overwrite(tmp_path, photos):
     out.mkdir()
     (out / SMALL).write_bytes(b"previous run")
 
-    result = run("anonymize", photos[SMALL], "-o", out, "-m", "blur")
+    result = run("anonymize", photos[SMALL], "-o", out, "-m", "blur", "--no-verify")
     assert result.exit_code == 1
     assert_one_line_errors(result, [SMALL])
     assert "--overwrite" in result.stderr and (out / SMALL).read_bytes() == b"previous run"
 
-    result = run("anonymize", photos[SMALL], "-o", out, "-m", "blur", "--overwrite")
+    result = run("anonymize", photos[SMALL], "-o", out, "-m", "blur", "--no-verify", "--overwrite")
     assert result.exit_code == 0, result.output
     assert Image.open(out / SMALL).size == Image.open(photos[SMALL]).size
 
@@ -373,7 +375,7 @@ def test_folder_tree_is_mirrored_and_output_inside_is_not_reread(tmp_path, photo
     wanted = sorted(["top.jpg", "a/mid.png", "a/b/deep.jpg"])
 
     for extra in ([], ["--overwrite"]):  # the second run finds the first one's outputs inside the input
-        result = run("anonymize", src, "-o", src / "out", "-m", "blur", *extra)
+        result = run("anonymize", src, "-o", src / "out", "-m", "blur", "--no-verify", *extra)
         assert result.exit_code == 1, result.output  # notes.txt is named as skipped
         assert summary(result) == (3, 3, 0, 0, 1)
         assert re.findall(r"^anon-plugin: (.*): skipped: (.*)$", result.stderr, re.M) == [
@@ -389,7 +391,8 @@ def test_photo_without_face_is_written_without_metadata(tmp_path, photos):
     path = tmp_path / "street.jpg"
     no_face.save(path, quality=95, exif=exif, comment=COMMENT)
 
-    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", "--report", tmp_path / "report.json")
+    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", "--no-verify",
+                 "--report", tmp_path / "report.json")
 
     assert result.exit_code == 0, result.output
     assert summary(result) == (1, 0, 0, 0, 0)
@@ -405,7 +408,7 @@ def test_photo_without_face_is_written_without_metadata(tmp_path, photos):
 @pytest.mark.slow  # --report measures with three recognizers (SFace, FaceNet, dlib)
 def test_report_and_explain(tmp_path, photos):
     report = tmp_path / "report.json"
-    result = run("anonymize", photos[PHOTO], photos[SMALL], "-o", tmp_path / "out", "-m", "solid",
+    result = run("anonymize", photos[PHOTO], photos[SMALL], "-o", tmp_path / "out", "-m", "solid", "--no-verify",
                  "--threshold", "0.5", "--report", report, "--explain")
 
     assert result.exit_code == 0, result.output
@@ -434,10 +437,40 @@ def test_report_and_explain(tmp_path, photos):
     assert result.stderr.count("still matches the original") == len(warned)
 
 
+def test_anonymize_verifies_by_default_and_no_verify_turns_it_off(tmp_path, photos, monkeypatch):
+    from anon_plugin.inference import fill, verify
+
+    def faces(report: Path) -> list[dict]:
+        data = json.loads(report.read_text())
+        return [face for image in data["images"] for face in image["faces"]]
+
+    result = run("anonymize", photos[PHOTO], "-o", tmp_path / "a", "-m", "generate", "--report", tmp_path / "a.json")
+    (face,) = faces(tmp_path / "a.json")
+    assert json.loads((tmp_path / "a.json").read_text())["options"]["verify"] is True
+    assert face["steps"][0] == "generate" and result.exit_code == (1 if face["covered"] else 0), result.output
+    assert face["covered"] or not verify.too_close(face["similarity"])
+
+    # A fill that gives back the original crop: verified, the face climbs the whole ladder and is covered.
+    monkeypatch.setattr(fill, "fill_many", lambda method, crops, *args: crops.copy())
+    result = run("anonymize", photos[PHOTO], "-o", tmp_path / "b", "-m", "generate", "--report", tmp_path / "b.json")
+    (face,) = faces(tmp_path / "b.json")
+    assert result.exit_code == 1 and summary(result) == (1, 1, 1, 0, 0)
+    assert face["steps"] == ["generate", "redraw", "strength:large", "region", "covered"] and face["covered"]
+    assert "still too close after region" in result.stderr
+    # --no-verify: what the fill gave is written out, and nothing follows the fill.
+    result = run("anonymize", photos[PHOTO], "-o", tmp_path / "c", "-m", "generate", "--no-verify",
+                 "--report", tmp_path / "c.json")
+    (face,) = faces(tmp_path / "c.json")
+    assert result.exit_code == 0 and face["steps"] == ["generate"] and not face["covered"]
+    assert json.loads((tmp_path / "c.json").read_text())["options"]["verify"] is False
+    assert "still matches the original" in result.stderr
+
+
 def test_unwritable_report_fails_in_one_line(tmp_path, photos):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
-    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--report", blocker / "report.json")
+    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--no-verify",
+                 "--report", blocker / "report.json")
     assert result.exit_code == 1
     assert_one_line_errors(result, ["report.json"])
     assert Image.open(tmp_path / "out" / SMALL).size == Image.open(photos[SMALL]).size
@@ -447,13 +480,14 @@ def test_existing_report_is_refused_before_any_work(tmp_path, photos):
     report = tmp_path / "report.json"
     report.write_text("last week's report\n")
 
-    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--report", report)
+    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--no-verify", "--report", report)
 
     assert result.exit_code == 2
     assert result.stderr == f"anon-plugin: report: {report} exists (use --overwrite)\n"
     assert report.read_text() == "last week's report\n" and not (tmp_path / "out").exists()
 
-    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--report", report, "--overwrite")
+    result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--no-verify",
+                 "--report", report, "--overwrite")
     assert result.exit_code == 0, result.output
     (image,) = json.loads(report.read_text())["images"]
     assert image["status"] == "ok" and image["metadata_removed"] == [] and image["notes"] == []
@@ -503,7 +537,7 @@ def test_what_folders_hold_besides_images_is_named(tmp_path, photos, monkeypatch
         with as_nobody():
             assert not os.access(locked, os.R_OK), "mode 000 is readable here"
         report = tmp_path / "report.json"
-        result = run("anonymize", locked, src, "-o", tmp_path / "out", "-m", "blur", "--report", report)
+        result = run("anonymize", locked, src, "-o", tmp_path / "out", "-m", "blur", "--no-verify", "--report", report)
     finally:
         locked.chmod(0o755)
         shutil.rmtree(base)
@@ -530,8 +564,9 @@ def test_heic_in_heic_or_jpeg_out(tmp_path, upright):
     exif[ExifTags.Base.Make] = "Apple"
     upright.save(path, format="HEIF", quality=90, exif=exif)
 
-    same = run("anonymize", path, "-o", tmp_path / "same", "-m", "blur", "--metadata", "strip-identifying")
-    jpeg = run("anonymize", path, "-o", tmp_path / "jpeg", "-m", "blur", "--output-format", "jpeg")
+    same = run("anonymize", path, "-o", tmp_path / "same", "-m", "blur", "--no-verify",
+               "--metadata", "strip-identifying")
+    jpeg = run("anonymize", path, "-o", tmp_path / "jpeg", "-m", "blur", "--no-verify", "--output-format", "jpeg")
 
     assert same.exit_code == 0 and jpeg.exit_code == 0, same.output + jpeg.output
     heic, jpg = Image.open(tmp_path / "same" / "phone.HEIC"), Image.open(tmp_path / "jpeg" / "phone.jpg")
@@ -543,13 +578,13 @@ def test_heic_in_heic_or_jpeg_out(tmp_path, upright):
 
 def test_explain_command(tmp_path, photos):
     out = tmp_path / "explain.png"
-    result = run("explain", photos[SMALL], "-o", out, "-m", "blur")
+    result = run("explain", photos[SMALL], "-o", out, "-m", "blur", "--no-verify")
     assert result.exit_code == 0, result.output
     assert "1 faces" in result.stderr
     im = Image.open(out)
     assert im.format == "PNG" and im.width == 4 * 256 and im.height > 256
 
-    result = run("explain", photos[SMALL], "-o", out, "-m", "blur")
+    result = run("explain", photos[SMALL], "-o", out, "-m", "blur", "--no-verify")
     assert result.exit_code == 1 and "exists" in result.stderr
 
 

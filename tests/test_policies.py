@@ -15,7 +15,7 @@ def test_defaults_are_the_safest_natural_policy():
     assert DEFAULT == Policy()
     assert DEFAULT.to_mapping() == {
         "enabled": True, "method": "generate", "strength": "medium", "threshold": None, "recognizer": "sface",
-        "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same", "jpeg_quality": 90,
+        "verify": True, "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same", "jpeg_quality": 90,
         "after_publish": None, "after_publish_timeout": 60.0,
     }
 
@@ -40,6 +40,8 @@ BAD = [
     ("threshold", "0.4", "threshold: must be a number from 0 to 1 or none, got '0.4'"),
     ("threshold", float("nan"), "threshold: must be a number from 0 to 1 or none, got nan"),
     ("recognizer", "arcface", "recognizer: must be one of sface, facenet, ensemble, got 'arcface'"),
+    ("verify", "yes", "verify: must be true or false, got 'yes'"),
+    ("verify", None, "verify: must be true or false, got None"),
     ("metadata", "keep", "metadata: must be one of strip-identifying, strip-all, got 'keep'"),
     ("on_face_failure", "skip", "on_face_failure: must be one of cover, hold, got 'skip'"),
     ("output_format", "png", "output_format: must be one of same, jpeg, got 'png'"),
@@ -86,19 +88,20 @@ def test_not_a_mapping():
 
 def test_good_values_are_accepted_and_typed():
     policy = Policy.from_mapping({"enabled": False, "method": "blur", "strength": "large", "threshold": 1,
-                                  "recognizer": "ensemble", "metadata": "strip-all", "on_face_failure": "hold",
+                                  "recognizer": "ensemble", "verify": False, "metadata": "strip-all",
+                                  "on_face_failure": "hold",
                                   "output_format": "jpeg", "jpeg_quality": 95, "after_publish": "occ files:scan",
                                   "after_publish_timeout": 5})
     assert policy.threshold == 1.0 and isinstance(policy.threshold, float)
     assert policy.after_publish_timeout == 5.0 and isinstance(policy.after_publish_timeout, float)
-    assert (policy.enabled, policy.method, policy.jpeg_quality) == (False, "blur", 95)
+    assert (policy.enabled, policy.method, policy.jpeg_quality, policy.verify) == (False, "blur", 95, False)
     assert Policy.from_mapping({}) == DEFAULT
     assert Policy.from_mapping({"threshold": 0}).threshold == 0.0
 
 
 @pytest.mark.parametrize("policy", [
     DEFAULT,
-    Policy(enabled=False, method="pixelate", strength="small", threshold=0.35, recognizer="facenet",
+    Policy(enabled=False, method="pixelate", strength="small", threshold=0.35, recognizer="facenet", verify=False,
            metadata="strip-all", on_face_failure="hold", output_format="jpeg", jpeg_quality=1,
            after_publish="curl -X POST http://immich:2283/api/libraries/scan", after_publish_timeout=0.5),
 ])
@@ -119,21 +122,23 @@ def test_with_changes_validates_and_leaves_the_original():
 def test_engine_options_build_the_engine_config():
     from anon_plugin.inference.pipeline import AnonymizerConfig
 
-    policy = DEFAULT.with_changes(method="inpaint", threshold=0.5, recognizer="ensemble")
+    policy = DEFAULT.with_changes(method="inpaint", threshold=0.5, recognizer="ensemble", verify=False)
     options = policy.engine_options()
-    assert options == {"method": "inpaint", "strength": "medium", "threshold": 0.5, "recognizer": "ensemble"}
+    assert options == {"method": "inpaint", "strength": "medium", "threshold": 0.5, "recognizer": "ensemble",
+                       "verify": False}
     config = AnonymizerConfig(**options)
-    assert (config.method, config.strength, config.threshold, config.recognizer) == tuple(options.values())
-    AnonymizerConfig(**DEFAULT.engine_options())
+    assert (config.method, config.strength, config.threshold, config.recognizer, config.verify) == \
+        tuple(options.values())
+    assert AnonymizerConfig(**DEFAULT.engine_options()).verify and AnonymizerConfig().verify
 
 
 def test_parse_assignments_types_every_kind():
     parsed = parse_assignments(["enabled=off", "method=blur", "strength=large", "threshold=0.25", "jpeg_quality=80",
                                 "after_publish=occ files:scan --path=/admin/files", "after_publish_timeout=30",
-                                "metadata=strip-all"])
+                                "metadata=strip-all", "verify=no"])
     assert parsed == {"enabled": False, "method": "blur", "strength": "large", "threshold": 0.25, "jpeg_quality": 80,
                       "after_publish": "occ files:scan --path=/admin/files", "after_publish_timeout": 30.0,
-                      "metadata": "strip-all"}
+                      "metadata": "strip-all", "verify": False}
     assert DEFAULT.with_changes(**parsed).jpeg_quality == 80
 
 

@@ -43,9 +43,11 @@ def _canonical(ctx, data_dir, split, identities, probes, methods, strengths, rec
               help="Evaluate the first N identities (sorted) that have at least 2 images.")
 @click.option("--probes", "-k", type=click.IntRange(1), default=3,
               help="Probes per identity: the images after the gallery image, sorted by path.")
-@click.option("--methods", "-m", default=None, show_default="every method in anon_plugin.inference.fill.FILLERS",
-              help="Comma-separated fill methods, e.g. original,blur,pixelate,solid,inpaint. "
-                   "The original row is always included.")
+@click.option("--methods", "-m", default=None,
+              show_default="every method in anon_plugin.inference.fill.FILLERS, then generate+verify",
+              help="Comma-separated fill methods, e.g. original,blur,pixelate,solid,inpaint,generate+verify. "
+                   "NAME+verify is the fill with verification and its ladder (the default policy's engine is "
+                   "generate+verify); a bare NAME is the fill alone. The original row is always included.")
 @click.option("--strengths", "-s", default="small,medium,large",
               help=f"Comma-separated mask strengths: {STRENGTH_HELP}.")
 @click.option("--recognizer", "-r", type=click.Choice(SALIENCY), default="sface",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inference import landmarks
+from ..inference import landmarks, verify
 from ..imageio import load_rgb
 from ..inference.pipeline import Analysis, AnonymizerConfig
 from . import features, metrics, store
@@ -127,12 +127,13 @@ def _variant_item(rgb: np.ndarray, variant: Variant, seconds: float, reference: 
     out = variant.image
     if not variant.covered:
         failed, why = True, reason or "no face found"
-    elif variant.covered[0]:
+    elif variant.covered[0] and not verify.gave_up(variant.errors[0]):
         failed, why = True, f"face covered (fail closed): {variant.errors[0]}"
-    else:
+    else:  # a face the ladder covered is judged as it would be published
         failed, why = False, None
     item: dict[str, Any] = {
         "failed": failed, "reason": why, "n_faces": len(variant.covered), "seconds": seconds,
+        "steps": " ".join(variant.steps[0]) if variant.steps else None,
         "mask_area": variant.mask_areas[0] if variant.mask_areas else None,
         "ssim": metrics.ssim(rgb, out), "psnr": metrics.psnr(rgb, out), "changed_area": metrics.changed_area(rgb, out),
     }

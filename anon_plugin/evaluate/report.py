@@ -28,7 +28,7 @@ def _num(value: float | None, digits: int = 2) -> str:
 def table(rows: list[dict[str, Any]]) -> list[str]:
     head = ["method", "strength", "recognition SFace", "recognition FaceNet", "recognition dlib", "FID-FaceNet",
             "attribute rate", "leak SFace", "leak FaceNet", "leak dlib", "KID-FaceNet", "SSIM", "PSNR (dB)",
-            "changed area", "detection (HOG)", "s / face", "failures"]
+            "changed area", "detection (HOG)", "s / face", "failures", "covered (ladder)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         rec, leak = r["recognition_rate"], r["leak_rate"]
@@ -36,7 +36,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
                  _num(r["fid"]), _pct(r["attribute_rate"]), _pct(leak["sface"]), _pct(leak["facenet"]),
                  _pct(leak["dlib"]), _num(r["kid"], 4), _num(r["ssim"], 4), _num(r["psnr"]),
                  _pct(r["changed_area"]), _pct(r["detection_rate"]), _num(r["seconds_per_face"], 3),
-                 str(len(r["failures"]))]
+                 str(len(r["failures"])), _pct(r["ladder"]["covered"]) if r.get("ladder") else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -68,7 +68,9 @@ def markdown(results: dict[str, Any]) -> str:
         "Recognition: top-1 identification among all the identities' gallery photos (chance "
         f"{100 / max(results['identities'], 1):.2f}%). Leak: the anonymized probe still matches its own original "
         "photo at the threshold. A probe whose face the pipeline did not anonymize counts as recognized and leaked "
-        "(column failures). docs/evaluation.md defines every column.",
+        "(column failures). A `+verify` row is the fill verified by SFace and FaceNet, climbing the ladder while "
+        "too close; a face it covered at the end is judged as published and counted in the last column. "
+        "docs/evaluation.md defines every column.",
         "",
         *table(results["rows"]),
         "",

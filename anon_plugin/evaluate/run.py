@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..inference import fill
+from ..inference import fill, verify
 from ..inference.mask import iou
 from . import calibrate, features, jobs, metrics, protocol, report, store
-from .variants import Strength
+from .variants import VERIFIED, Strength, fill_of
 
 ORIGINAL = store.ORIGINAL
 RECOGNIZERS = ("sface", "facenet", "dlib")
+DEFAULT_ENGINE = "generate" + VERIFIED  # the default policy's engine: generate, verified
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,15 @@ class Settings:
 
 
 def resolve_methods(methods: tuple[str, ...] | None) -> tuple[str, ...]:
-    """Fill methods to evaluate, in order, from the registry (``original`` is dropped: it is always there)."""
+    """Methods to evaluate, in order: fills from the registry, each alone or as ``NAME+verify``
+    (``original`` is dropped: it is always there). None: every fill, then the verified default."""
     if methods is None:
-        return tuple(fill.FILLERS)
+        return (*fill.FILLERS, DEFAULT_ENGINE)
     chosen = []
     for m in methods:
         if m == ORIGINAL or m in chosen:
             continue
-        fill.filler(m)  # raises with the valid names
+        fill.filler(fill_of(m)[0])  # raises with the valid names
         chosen.append(m)
     return tuple(chosen)
 
@@ -158,6 +160,7 @@ def _row(method: str, strength: str | None, probes: list[Probe], items: dict, ga
     recognized = {r: [] for r in RECOGNIZERS}
     leaked = {r: [] for r in RECOGNIZERS}
     real, fake, correct, detected, ssim, psnr, changed, seconds, failures = [], [], [], [], [], [], [], [], []
+    steps: list[set[str]] = []
     for p in probes:
         original = items[p.image][(ORIGINAL, None)]
         item = _row_item(method, strength, original, items[p.image][(method, strength)])
@@ -185,7 +188,9 @@ def _row(method: str, strength: str | None, probes: list[Probe], items: dict, ga
         changed.append(item["changed_area"])
         if item["seconds"] is not None:
             seconds.append(item["seconds"] / max(int(item["n_faces"]), 1))
+        steps.append({verify.rung(s) for s in str(item.get("steps", "")).split()})
     enough = len(real) >= 2
+    verified = fill_of(method)[1]
     return {
         "method": method,
         "strength": strength,
@@ -201,6 +206,7 @@ def _row(method: str, strength: str | None, probes: list[Probe], items: dict, ga
         "detection_rate": float(np.mean(detected)) if detected else None,
         "seconds_per_face": metrics.mean_or_none(seconds),
         "failures": failures,
+        "ladder": {r: float(np.mean([r in s for s in steps])) for r in verify.RUNGS[1:]} if verified else None,
     }
 
 

@@ -40,9 +40,25 @@ class Strength:
         return self.label in mask.STRENGTHS
 
     def config(self, method: str, recognizer: str, seed: int) -> AnonymizerConfig:
+        """The engine's config for a row's ``method`` label (see ``fill_of``) at this strength."""
+        name, verified = fill_of(method)
         if self.is_preset:
-            return AnonymizerConfig(method=method, strength=self.label, recognizer=recognizer, seed=seed)
-        return AnonymizerConfig(method=method, threshold=self.threshold, recognizer=recognizer, seed=seed)
+            return AnonymizerConfig(method=name, strength=self.label, recognizer=recognizer, seed=seed,
+                                    verify=verified)
+        return AnonymizerConfig(method=name, threshold=self.threshold, recognizer=recognizer, seed=seed,
+                                verify=verified)
+
+
+VERIFIED = "+verify"
+
+
+def fill_of(method: str) -> tuple[str, bool]:
+    """A row's method label -> (fill method, verified). A bare name is the fill alone, unverified, so
+    every method is measured for what it does; ``generate+verify`` is the default policy's engine: the
+    fill, then verification and its ladder (anon_plugin.inference.verify)."""
+    if method.endswith(VERIFIED):
+        return method[: -len(VERIFIED)], True
+    return method, False
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,8 @@ class Variant:
     errors: tuple[str | None, ...]
     hole_masks: tuple[np.ndarray | None, ...]
     mask_areas: tuple[float | None, ...]
-    seconds: float  # the variant's own stages (mask, fill, blend); add PhotoAnalysis.seconds for end to end
+    seconds: float  # the variant's own stages (mask, fill, blend, verify); add PhotoAnalysis.seconds for end to end
+    steps: tuple[tuple[str, ...], ...] = ()  # per face: the fill, then the verification ladder's steps
 
 
 def analyze(rgb: np.ndarray, config: AnonymizerConfig) -> Analysis:
@@ -73,7 +90,7 @@ def _variant(result: Result, seconds: float) -> Variant:
     faces = result.faces
     return Variant(
         result.image, tuple(f.covered for f in faces), tuple(f.error for f in faces),
-        tuple(f.hole_mask for f in faces), tuple(f.mask_area for f in faces), seconds,
+        tuple(f.hole_mask for f in faces), tuple(f.mask_area for f in faces), seconds, tuple(f.steps for f in faces),
     )
 
 

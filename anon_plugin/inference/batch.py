@@ -8,6 +8,12 @@ beside it: on the CPU it is bit-identical whatever ``max_batch``.
 
 Fail closed: when any stage fails for a detected face, that face's box is
 pixelated and its record says why. No detected face leaves untouched.
+
+Verified (``AnonymizerConfig.verify``, the default): after the faces are
+pasted back, each is read at its original's alignment and checked by SFace
+and FaceNet (``verify``), the faces of all the photos together; a face still
+too close climbs ``verify.ladder`` one step per round, and its photo is
+composed again from the original, until it passes or is covered.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import align, blend, detect, fill, landmarks, mask, recognition, saliency
+from . import align, blend, detect, fill, landmarks, mask, recognition, saliency, verify
 from ..errors import StageError
 from ..imageio import load_rgb
 from .device import faces_per_pass
@@ -70,7 +76,8 @@ def _run_on_faces(
         updates = [dict(covered=True, error=str(exc))] * len(records)
     share = seconds[stage] / len(records)
     for (p, f), record, update in zip(chunk, records, updates):
-        faces[p][f] = replace(record, **update, seconds={**record.seconds, stage: share})
+        spent = {**record.seconds, stage: record.seconds.get(stage, 0.0) + share}
+        faces[p][f] = replace(record, **update, seconds=spent)
 
 
 def _locate_face(rgb: np.ndarray, face: detect.Detection) -> FaceRecord:
@@ -122,7 +129,7 @@ def analyze_batch(
 
 
 def _masked(record: FaceRecord, threshold: float) -> FaceRecord:
-    found: dict = {}
+    found: dict = dict(threshold=threshold)
     seconds = dict(record.seconds)
     try:
         with _stage("mask", seconds):
@@ -135,70 +142,128 @@ def _masked(record: FaceRecord, threshold: float) -> FaceRecord:
     return replace(record, **found, seconds=seconds)
 
 
-def render_batch(
-    analyses: Sequence[Analysis], configs: Sequence[AnonymizerConfig], device: str = "cpu", max_batch: int = 8
-) -> list[Result]:
-    """Mask, fill and blend every analysed face, each photo with its own config's method, strength and seed."""
-    faces: list[list[FaceRecord]] = []
-    for analysis, cfg in zip(analyses, configs, strict=True):
-        threshold = mask.threshold_for(cfg.strength, cfg.threshold)
-        photo = []
-        for index, face in enumerate(analysis.faces):
-            record = replace(face, method=cfg.method, threshold=threshold, seed=cfg.seed + index,
-                             seconds=dict(face.seconds))
-            photo.append(record if record.covered else _masked(record, threshold))
-        faces.append(photo)
-    filled: dict[Slot, np.ndarray] = {}
-    todo = [(p, f) for p, photo in enumerate(faces) for f, r in enumerate(photo) if not r.covered]
-    for method, chunk in _chunks(todo, lambda s: configs[s[0]].method, faces_per_pass(device, max_batch)):
-        def fill_faces(records: list[FaceRecord], method: str = method, chunk: list[Slot] = chunk) -> list[dict]:
+def _fill(faces: list[list[FaceRecord]], todo: list[Slot], method: Callable[[Slot], str],
+          first: Callable[[Slot], int], filled: dict[Slot, np.ndarray], device: str, per_pass: int) -> None:
+    """Fill the faces at ``todo`` (each with its method, from the generator's ``first`` identity) into ``filled``."""
+    for _, chunk in _chunks(todo, lambda s: f"{method(s)}:{first(s)}", per_pass):
+        def fill_faces(records: list[FaceRecord], chunk: list[Slot] = chunk) -> list[dict]:
             crops = np.stack([r.crop for r in records])
-            out = fill.fill_many(method, crops, np.stack([r.hole_mask for r in records]),
-                                 [r.seed for r in records], device)
+            out = fill.fill_many(method(chunk[0]), crops, np.stack([r.hole_mask for r in records]),
+                                 [r.seed for r in records], device, first(chunk[0]))
             if out.shape != crops.shape or out.dtype != np.uint8:
                 raise StageError("fill", f"the filler returned {out.shape} {out.dtype}")
             filled.update(zip(chunk, out))
             return [{}] * len(records)
 
         _run_on_faces(faces, chunk, "fill", fill_faces)
-    return [_finish(analysis, photo, [filled.get((p, f)) for f in range(len(photo))], cfg)
-            for p, (analysis, photo, cfg) in enumerate(zip(analyses, faces, configs))]
 
 
-def _finish(analysis: Analysis, faces: list[FaceRecord], filled: list[np.ndarray | None],
-            cfg: AnonymizerConfig) -> Result:
-    """Paste each filled face back into the photo, cover the faces that failed, measure when asked."""
-    out, records = analysis.image, []
-    for record, crop in zip(faces, filled):
+def _compose(original: np.ndarray, photo: list[FaceRecord], filled: list[np.ndarray | None]) -> np.ndarray:
+    """The original with every filled face pasted back and every covered face pixelated.
+
+    A face whose paste fails is covered instead (its record in ``photo`` is replaced).
+    """
+    out = original
+    for index, (record, crop) in enumerate(zip(photo, filled)):
         if not record.covered and crop is not None:
             try:
                 with _stage("blend", record.seconds):
                     out = blend.paste_back(out, crop, record.hole_mask, record.alignment)
             except StageError as exc:
-                record = replace(record, covered=True, error=str(exc))
+                photo[index] = record = replace(record, covered=True, error=str(exc))
         if record.covered:
             out = blend.cover(out, record.box)
-        records.append(record)
+    return out
+
+
+def _verify(faces: list[list[FaceRecord]], images: list[np.ndarray], todo: list[Slot], device: str,
+            per_pass: int) -> None:
+    """Each face's similarity to its original, read in its photo at the original's alignment."""
+    for _, chunk in _chunks(todo, lambda s: "verify", per_pass):
+        def check(records: list[FaceRecord], chunk: list[Slot] = chunk) -> list[dict]:
+            anonymized = np.stack([align.warp(images[p], r.alignment, align.CROP_SIZE)
+                                   for (p, _), r in zip(chunk, records)])
+            return [dict(similarity=s) for s in verify.similarities(np.stack([r.crop for r in records]),
+                                                                     anonymized, device)]
+
+        _run_on_faces(faces, chunk, "verify", check)
+
+
+def _climb(record: FaceRecord, ladder: list[verify.Step]) -> tuple[FaceRecord, verify.Step | None]:
+    """The face's next step (its mask made anew), or the face covered when the ladder is done."""
+    if not ladder:
+        close = ", ".join(f"{n} {record.similarity[f'{n}_cosine']:.3f} >= {verify.LINES[n]}"
+                          for n in verify.too_close(record.similarity))
+        return replace(record, covered=True, error=f"{verify.GAVE_UP} after {record.steps[-1]} ({close})"), None
+    step = ladder.pop(0)
+    return _masked(replace(record, steps=(*record.steps, step.name)), step.threshold), step
+
+
+def render_batch(
+    analyses: Sequence[Analysis], configs: Sequence[AnonymizerConfig], device: str = "cpu", max_batch: int = 8
+) -> list[Result]:
+    """Mask, fill and blend every analysed face, each photo with its own config's method, strength and seed;
+    then, where the config says so, verify each face and climb the ladder until it passes or is covered."""
+    faces: list[list[FaceRecord]] = []
+    for analysis, cfg in zip(analyses, configs, strict=True):
+        threshold = mask.threshold_for(cfg.strength, cfg.threshold)
+        photo = []
+        for index, face in enumerate(analysis.faces):
+            record = replace(face, method=cfg.method, threshold=threshold, seed=cfg.seed + index,
+                             steps=() if face.covered else (cfg.method,), seconds=dict(face.seconds))
+            photo.append(record if record.covered else _masked(record, threshold))
+        faces.append(photo)
+    per_pass = faces_per_pass(device, max_batch)
+    filled: dict[Slot, np.ndarray] = {}
+    todo = [(p, f) for p, photo in enumerate(faces) for f, r in enumerate(photo) if not r.covered]
+    _fill(faces, todo, lambda s: configs[s[0]].method, lambda s: 0, filled, device, per_pass)
+
+    def compose(p: int) -> np.ndarray:
+        return _compose(analyses[p].image, faces[p], [filled.get((p, f)) for f in range(len(faces[p]))])
+
+    images = [compose(p) for p in range(len(analyses))]
+    todo = [(p, f) for p, f in todo if configs[p].verify and not faces[p][f].covered]
+    ladders = {(p, f): list(verify.ladder(faces[p][f].method, faces[p][f].threshold)) for p, f in todo}
+    while todo:
+        _verify(faces, images, todo, device, per_pass)
+        steps: dict[Slot, verify.Step] = {}
+        changed = set()
+        for p, f in todo:
+            record = faces[p][f]
+            if not record.covered and verify.too_close(record.similarity):
+                faces[p][f], step = _climb(record, ladders[(p, f)])
+                if step is not None and not faces[p][f].covered:
+                    steps[(p, f)] = step
+            if faces[p][f].covered or (p, f) in steps:
+                changed.add(p)
+        todo = list(steps)
+        _fill(faces, todo, lambda s: configs[s[0]].method, lambda s: steps[s].first, filled, device, per_pass)
+        for p in sorted(changed):
+            images[p] = compose(p)
+        todo = [(p, f) for p, f in todo if not faces[p][f].covered]
+    return [_finish(analysis, photo, image, cfg)
+            for analysis, photo, image, cfg in zip(analyses, faces, images, configs)]
+
+
+def _finish(analysis: Analysis, faces: list[FaceRecord], image: np.ndarray, cfg: AnonymizerConfig) -> Result:
+    """The photo's result: covered faces say so in their steps; every face is measured when asked."""
+    records = [replace(r, steps=(*r.steps, "covered")) if r.covered else r for r in faces]
     if cfg.measure:
-        records = [_measure(analysis.image, out, r) for r in records]
-    render = sum(sum(v for k, v in r.seconds.items() if k in ("mask", "fill", "blend")) for r in records)
+        records = [_measure(analysis.image, image, r) for r in records]
+    render = sum(sum(v for k, v in r.seconds.items() if k in ("mask", "fill", "blend", "verify")) for r in records)
     seconds = {**analysis.seconds, "render": render, "total": analysis.seconds["total"] + render}
-    return Result(out, tuple(records), seconds)
+    return Result(image, tuple(records), seconds)
 
 
 def _measure(original: np.ndarray, anonymized: np.ndarray, record: FaceRecord) -> FaceRecord:
     """Similarity of the face before and after, per recognizer, at the original landmarks:
-    SFace and FaceNet cosine (same person above 0.363 for SFace), dlib L2 distance
-    (same person below 0.6).
+    SFace and FaceNet cosine (as ``verify`` reads them), dlib L2 distance (same person below 0.6).
     """
     if record.alignment is None:
         return record
     start = time.perf_counter()
-    crops = np.stack([align.warp(img, record.alignment, align.CROP_SIZE) for img in (original, anonymized)])
-    similarity = {}
-    for name in recognition.RECOGNIZERS:
-        a, b = recognition.embed(crops, name)
-        similarity[f"{name}_cosine"] = float(a @ b)
+    crops = [align.warp(img, record.alignment, align.CROP_SIZE)[None] for img in (original, anonymized)]
+    similarity = verify.similarities(*crops)[0]
     a, b = (recognition.embed_dlib(img, record.landmarks) for img in (original, anonymized))
     similarity["dlib_distance"] = float(np.linalg.norm(a - b))
     seconds = {**record.seconds, "measure": time.perf_counter() - start}

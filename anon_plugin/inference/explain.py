@@ -44,7 +44,7 @@ def _row(face: FaceRecord, result: np.ndarray) -> np.ndarray:
     if face.covered:
         note = f"covered (fail closed): {face.error}"
     else:
-        note = f"{face.method}  threshold {face.threshold:.2f}  mask {face.mask_area:.0%} of brow-to-chin"
+        note = f"{' > '.join(face.steps)}  threshold {face.threshold:.2f}  mask {face.mask_area:.0%} of brow-to-chin"
     return np.vstack([np.hstack(tiles), _label(note[:110], 4 * CROP_SIZE)])
 
 

@@ -10,6 +10,7 @@ its pixels under the hole are used. Methods are looked up by name in FILLERS.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import islice
 
 import cv2
 import numpy as np
@@ -64,7 +65,7 @@ def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def generate_many(
-    crops: np.ndarray, holes: np.ndarray, seeds: Sequence[int], device: str = "cpu"
+    crops: np.ndarray, holes: np.ndarray, seeds: Sequence[int], device: str = "cpu", first: int = 0
 ) -> np.ndarray:
     """``generate`` for N faces at once, each network pass over all N on ``device``.
 
@@ -76,6 +77,8 @@ def generate_many(
     (cosine >= VERIFY_COSINE), that face's seed gives its next identity, up
     to VERIFY_CANDIDATES; the least similar candidate is kept. Each face's
     candidates depend on its own seed only, not on the others in the batch.
+    ``first`` skips that many of each seed's identities: a redraw
+    (``verify.ladder``) starts past the ones already tried.
     """
     import torch
 
@@ -94,7 +97,7 @@ def generate_many(
     m = torch.from_numpy(small_holes)[:, None].float().to(device)
     sources = embed(crops, "sface", device)
     bank = model.identity_bank.cpu()
-    codes = [identity_codes(bank, seed, source) for seed, source in zip(seeds, sources)]
+    codes = [islice(identity_codes(bank, seed, source), first, None) for seed, source in zip(seeds, sources)]
     best = crops.copy()
     best_cosine = np.full(len(crops), np.inf)
     pending = np.arange(len(crops))
@@ -125,11 +128,14 @@ DEFAULT_METHOD = "inpaint"
 
 
 def fill_many(
-    name: str, crops: np.ndarray, holes: np.ndarray, seeds: Sequence[int], device: str = "cpu"
+    name: str, crops: np.ndarray, holes: np.ndarray, seeds: Sequence[int], device: str = "cpu", first: int = 0
 ) -> np.ndarray:
-    """Fill N faces with method ``name``: the generator in one batch on ``device``, the others one by one."""
+    """Fill N faces with method ``name``: the generator in one batch on ``device``, the others one by one.
+
+    ``first``: the generator's first identity per seed (see ``generate_many``); the other methods ignore it.
+    """
     if name == "generate":
-        return generate_many(crops, holes, seeds, device)
+        return generate_many(crops, holes, seeds, device, first)
     fill = filler(name)
     return np.stack([fill(c, h, s) for c, h, s in zip(crops, holes, seeds)])
 

@@ -18,6 +18,7 @@ class AnonymizerConfig:
     seed: int = 0
     detect_threshold: float = 0.6
     max_detect_side: int = 2048
+    verify: bool = True  # check each face with SFace and FaceNet and climb the ladder while it is too close
     measure: bool = False  # also compare original and anonymized faces with every recognizer
 
     def __post_init__(self):
@@ -47,6 +48,7 @@ class FaceRecord:
     covered: bool = False  # fail closed: the box was pixelated instead
     error: str | None = None
     similarity: dict[str, float] | None = None  # original vs anonymized, per recognizer
+    steps: tuple[str, ...] = ()  # the fill, then the ladder's steps that ran: "redraw", "strength:large", ...
     seconds: dict[str, float] = field(default_factory=dict)
 
 

@@ -3,8 +3,10 @@ publishes each public copy and records it in the transaction that marks its job 
 
 A copy is written (atomically) before its record: a crash in between leaves
 a file whose job runs again and rewrites the same bytes, so each photo ends
-up published once. A face that could not be anonymized is covered, or its
-photo held back, as the album's policy says; never published visible.
+up published once. A face that could not be anonymized (a stage failed, or
+verification found it still too close after the last step of its ladder) is
+covered, or its photo held back, as the album's policy says; never published
+visible. Each face's row keeps the steps it went through and its final scores.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def _models(policy: Policy) -> list[str]:
     names = ["yunet", "dlib68", *(("sface", "facenet") if policy.recognizer == "ensemble" else (policy.recognizer,))]
     if policy.method == "generate":
         names += ["generator", "sface"]
+    if policy.verify:
+        names += ["sface", "facenet"]
     return sorted(set(names))
 
 
@@ -272,6 +276,6 @@ def _faces(output_id: int, result: Result) -> list[Face]:
     return [
         Face(output_id=output_id, index=i, box=[round(float(v), 1) for v in f.box], score=f.detection_score,
              threshold=f.threshold, mask_area=f.mask_area, method=f.method or "", seed=f.seed or 0,
-             similarity=f.similarity, covered=f.covered, error=f.error)
+             similarity=f.similarity, steps=list(f.steps), covered=f.covered, error=f.error)
         for i, f in enumerate(result.faces)
     ]

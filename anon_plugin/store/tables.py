@@ -182,7 +182,9 @@ class Output(Base):
 
 class Face(Base):
     """One detected face of an output and what was done to it (``covered``: pixelated after
-    a stage failed, with ``error`` saying why)."""
+    a stage failed or verification gave up, with ``error`` saying why). ``steps``: the fill,
+    then the verification ladder's steps that ran (None for rows older than 0004);
+    ``similarity``: the final SFace and FaceNet cosines to the original when verified."""
 
     __tablename__ = "faces"
     __table_args__ = (sa.UniqueConstraint("output_id", "index"),)
@@ -197,6 +199,7 @@ class Face(Base):
     method: Mapped[str] = mapped_column(sa.String(32))
     seed: Mapped[int]
     similarity: Mapped[dict[str, float] | None] = mapped_column(sa.JSON)
+    steps: Mapped[list[str] | None] = mapped_column(sa.JSON)
     covered: Mapped[bool]
     error: Mapped[str | None] = mapped_column(sa.Text)
 

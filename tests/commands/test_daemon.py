@@ -149,7 +149,7 @@ def test_demo_publishes_the_bundled_example_and_says_what_was_removed(tmp_path, 
 
 
 def test_watch_publishes_a_dropped_photo_logs_json_and_stops_on_sigterm(site, photos):
-    site.ok("policy", "set", "family", "method=blur")  # fast; the method does not matter here
+    site.ok("policy", "set", "family", "method=blur", "verify=false")  # fast; the method does not matter here
     assert site.ok("albums", "share", "family") == "anon-plugin: album family shared; 0 photo(s) queued\n"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANON_") or k in NOT_SETTINGS - {"ANON_CONFIG"}}
     stderr_path = site.data.parent / "watch.stderr"
@@ -236,7 +236,7 @@ def slow_hook() -> Iterator[str]:
 
 def test_after_publish_runs_the_albums_command_after_a_publish(site, photos, tmp_path, worker_warnings):
     hook = tmp_path / "hook"
-    site.ok("policy", "set", "family", "method=blur",
+    site.ok("policy", "set", "family", "method=blur", "verify=false",
             f'after_publish=touch {hook}-"$ANON_ALBUM"; echo "$ANON_PUBLIC_DIR" > {hook}.dir')
     shutil.copy(photos[SMALL], site.library / "family" / "a.jpg")
     site.ok("albums", "share", "family")
@@ -250,7 +250,7 @@ def test_after_publish_runs_the_albums_command_after_a_publish(site, photos, tmp
 
 def test_a_failing_or_slow_after_publish_is_a_warning_and_never_blocks_publishing(site, photos, worker_warnings,
                                                                                 slow_hook):
-    site.ok("policy", "set", "family", "method=blur", "after_publish=echo gallery down >&2; exit 3")
+    site.ok("policy", "set", "family", "method=blur", "verify=false", "after_publish=echo gallery down >&2; exit 3")
     shutil.copy(photos[SMALL], site.library / "family" / "a.jpg")
     site.ok("albums", "share", "family")
     site.drain()
@@ -283,7 +283,7 @@ def test_a_failing_or_slow_after_publish_is_a_warning_and_never_blocks_publishin
 
 
 def test_a_timed_out_after_publish_leaves_nothing_running(site, photos, slow_hook):
-    site.ok("policy", "set", "family", "method=blur", f"after_publish={slow_hook}", "after_publish_timeout=0.5")
+    site.ok("policy", "set", "family", "method=blur", "verify=false", f"after_publish={slow_hook}", "after_publish_timeout=0.5")
     shutil.copy(photos[SMALL], site.library / "family" / "a.jpg")
     site.ok("albums", "share", "family")
     site.drain()

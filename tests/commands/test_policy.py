@@ -18,9 +18,9 @@ from anon_plugin.store.db import default_url, engine_for, session_scope
 Policy = policies.Policy
 
 DEFAULT = {"enabled": True, "method": "generate", "strength": "medium", "threshold": None, "recognizer": "sface",
-           "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same", "jpeg_quality": 90,
+           "verify": True, "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same", "jpeg_quality": 90,
            "after_publish": None, "after_publish_timeout": 60.0}
-FIELDS = ("enabled, method, strength, threshold, recognizer, metadata, on_face_failure, output_format, jpeg_quality, "
+FIELDS = ("enabled, method, strength, threshold, recognizer, verify, metadata, on_face_failure, output_format, jpeg_quality, "
           "after_publish, after_publish_timeout")
 
 

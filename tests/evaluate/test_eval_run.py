@@ -14,7 +14,7 @@ from anon_plugin.evaluate import calibrate, features
 from anon_plugin.evaluate.run import Settings, evaluate
 
 ROW_KEYS = {"method", "strength", "n_probes", "recognition_rate", "leak_rate", "fid", "kid", "ssim", "psnr",
-            "changed_area", "attribute_rate", "detection_rate", "seconds_per_face", "failures"}
+            "changed_area", "attribute_rate", "detection_rate", "seconds_per_face", "failures", "ladder"}
 TOP_KEYS = {"dataset", "split", "identities", "probes_per_identity", "fid_network", "facenet_threshold",
             "mask_iou", "rows"}
 RECOGNIZERS = {"sface", "facenet", "dlib"}

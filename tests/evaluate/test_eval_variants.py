@@ -67,3 +67,15 @@ def test_a_covered_face_is_covered_in_both_paths(eval_pairs):
         del fill.FILLERS["_broken"]
     assert ours.covered == real.covered == (True,) and ours.errors[0].startswith("fill:")
     assert same_output(ours, real) and not np.array_equal(ours.image, rgb)
+
+
+def test_a_verified_row_is_the_pipeline_with_verification(eval_pairs):
+    from anon_plugin.evaluate.variants import fill_of
+
+    assert fill_of("generate+verify") == ("generate", True) and fill_of("generate") == ("generate", False)
+    assert not Strength.parse("medium").config("inpaint", "sface", 0).verify  # a bare method: the fill alone
+    rgb = load_rgb(eval_pairs[3][1])
+    analysis = analyze(rgb, AnonymizerConfig(seed=2))
+    ours = render(analysis, "generate+verify", Strength.parse("medium"), "sface", seed=2)
+    real = anonymize(rgb, "generate+verify", Strength.parse("medium"), "sface", seed=2)
+    assert same_output(ours, real) and ours.steps == real.steps and ours.steps[0][0] == "generate"

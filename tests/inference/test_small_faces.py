@@ -45,7 +45,7 @@ def _group_photo(tiles: list[np.ndarray], factor: int) -> tuple[np.ndarray, list
 @pytest.mark.parametrize("factor", [6, 1], ids=["9000x6000", "1500x1000"])
 def test_every_small_face_is_found_and_anonymized(tiles, factor):
     photo, spots = _group_photo(tiles, factor)
-    result = Anonymizer(method="blur").anonymize(photo)
+    result = Anonymizer(method="blur", verify=False).anonymize(photo)
     assert len(result.faces) == len(tiles)
     for tile, (x, y) in zip(tiles, spots):
         inside = [f for f in result.faces if x <= (f.box[0] + f.box[2]) / 2 <= x + tile.shape[1]

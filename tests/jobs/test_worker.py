@@ -68,7 +68,10 @@ def test_sharing_publishes_every_photo_with_provenance(site):
         "notes.jpg": "failed", "broken.jpg": "failed"}
     assert "not an image" in states["notes.jpg"][1] and "corrupt" in states["broken.jpg"][1]
     assert depth == {"queued": 0, "running": 0, "done": 3, "failed": 2}
-    assert len(outputs) == 3 and len(faces) == 5 and not any(f.covered for f in faces)
+    assert len(outputs) == 3 and len(faces) == 5
+    for face in faces:  # verified (the default policy): the steps and the final scores are provenance
+        assert face.steps[0] == "generate" and set(face.similarity) == {"sface_cosine", "facenet_cosine"}
+        assert not face.covered or face.error.startswith("verify: still too close")  # never a failed stage
     for output in outputs:
         path = Path(output.public_path)
         assert path.is_file() and path.is_relative_to(public / "family")
@@ -140,6 +143,36 @@ def test_a_face_that_cannot_be_anonymized_is_covered_or_held_as_the_policy_says(
     with session_scope(engine) as session:
         faces = session.scalars(sa.select(Face).join(Output).where(Output.status == "published")).all()
     assert faces and all(f.covered and "forced failure" in f.error for f in faces)
+
+
+def test_a_face_still_too_close_climbs_the_ladder_and_the_faces_table_keeps_its_steps(site, monkeypatch):
+    """A fill that gives back the original crop hides no one: every face climbs its whole ladder. Under
+    ``hold`` the photos are held back; verify=false publishes what the fill gave, with no step beyond it."""
+    library, public, engine = site
+    monkeypatch.setattr(fill, "fill_many", lambda method, crops, *args: crops.copy())
+    with session_scope(engine) as session:
+        album = albums.find(session, "family")
+        policies.save(session, album.id, policies.DEFAULT.with_changes(on_face_failure="hold"), "admin")
+    _share(library, engine)
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        outputs = session.scalars(sa.select(Output)).all()
+        faces = session.scalars(sa.select(Face)).all()
+    assert {o.status for o in outputs} == {"held"} and len(faces) == 5
+    assert all({"sface", "facenet"} <= set(o.model_sha256s) for o in outputs)
+    for face in faces:
+        assert face.covered and face.steps == ["generate", "redraw", "strength:large", "region", "covered"]
+        assert face.error.startswith("verify: still too close after region")
+        assert face.similarity["sface_cosine"] > 0.9 and face.threshold == 0.0
+    with session_scope(engine) as session:
+        album = albums.find(session, "family")
+        policies.save(session, album.id, policies.DEFAULT.with_changes(verify=False), "admin")
+        albums.republish(session, album, by="admin")
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        published = session.scalars(sa.select(Face).join(Output).where(Output.status == "published")).all()
+    assert len(published) == 5
+    assert all(f.steps == ["generate"] and not f.covered and f.similarity is None for f in published)
 
 
 def test_unsharing_removes_the_copies_and_keeps_the_record(site):

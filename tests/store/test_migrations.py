@@ -39,12 +39,23 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def _all_rows(url: str, names: tuple[str, ...]) -> dict[str, list[tuple]]:
+def _columns(url: str, names: tuple[str, ...]) -> dict[str, set[str]]:
+    engine = engine_for(url)
+    try:
+        return {name: {c["name"] for c in sa.inspect(engine).get_columns(name)} for name in names}
+    finally:
+        engine.dispose()
+
+
+def _all_rows(url: str, names: tuple[str, ...], columns: dict[str, set[str]] | None = None) -> dict[str, list[tuple]]:
+    """Every row, in id order, of the columns the database has now (or of ``columns``, e.g. an older revision's)."""
+    columns = columns or _columns(url, names)
     engine = engine_for(url)
     try:
         with engine.connect() as connection:
-            return {name: connection.execute(sa.select(Base.metadata.tables[name]).order_by(sa.text("id"))).all()
-                    for name in names}
+            return {name: connection.execute(
+                sa.select(*[c for c in Base.metadata.tables[name].columns if c.name in columns[name]])
+                .order_by(sa.text("id"))).all() for name in names}
     finally:
         engine.dispose()
 
@@ -52,7 +63,7 @@ def _all_rows(url: str, names: tuple[str, ...]) -> dict[str, list[tuple]]:
 def test_upgrade_head_on_an_empty_database_equals_the_tables(sqlite_url):
     assert migrate.current(sqlite_url).revision is None
     state = migrate.upgrade(sqlite_url)
-    assert state.at_head and state.revision == migrate.head() == "0003"
+    assert state.at_head and state.revision == migrate.head() == "0004"
     assert _tables(sqlite_url) == {*CORE, *ADMIN, "alembic_version"}
     assert _differences(sqlite_url) == []
 
@@ -104,11 +115,13 @@ def _fill_core(url: str) -> None:
 def test_rows_written_at_0001_survive_the_upgrade_to_head(sqlite_url):
     migrate.upgrade(sqlite_url, "0001")
     _fill_core(sqlite_url)
+    columns = _columns(sqlite_url, CORE)
     before = _all_rows(sqlite_url, CORE)
     assert all(len(rows) == 1 for rows in before.values())
     migrate.upgrade(sqlite_url)
-    assert _all_rows(sqlite_url, CORE) == before
+    assert _all_rows(sqlite_url, CORE, columns) == before
     assert before["albums"][0].created_at == dt.datetime(2026, 5, 17, 7, 30, tzinfo=dt.UTC)
+    assert [face.steps for face in _all_rows(sqlite_url, ("faces",))["faces"]] == [None]  # added by 0004
 
 
 def test_a_database_from_a_newer_version_is_refused(sqlite_url):
@@ -138,7 +151,7 @@ def test_an_unreachable_database_is_a_store_error(tmp_path):
 def test_script_location_is_the_checkouts_migrations_folder():
     assert migrate.script_location() == Path(__file__).resolve().parents[2] / "migrations"
     assert {p.name for p in (migrate.script_location() / "versions").glob("0*.py")} == {
-        "0001_publishing_core.py", "0002_admin.py", "0003_photo_hash_later.py"}
+        "0001_publishing_core.py", "0002_admin.py", "0003_photo_hash_later.py", "0004_face_steps.py"}
 
 
 def test_db_command_upgrades_current_and_downgrades(tmp_path):
@@ -149,9 +162,9 @@ def test_db_command_upgrades_current_and_downgrades(tmp_path):
     database = tmp_path / "data" / "anon_plugin.db"
     assert database.is_file()
     assert migrate.current(f"sqlite:///{database}").at_head
-    assert "at 0003 (head)" in result.stderr
+    assert "at 0004 (head)" in result.stderr
     result = runner.invoke(main, ["db", "current"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "0003 (head)\n")
+    assert (result.exit_code, result.stdout) == (0, "0004 (head)\n")
     result = runner.invoke(main, ["db", "downgrade", "0001"], env=env)
     assert result.exit_code == 0 and _tables(f"sqlite:///{database}") == {*CORE, "alembic_version"}
 
@@ -167,9 +180,10 @@ def test_db_command_error_is_one_line_and_exit_1(tmp_path):
 def test_postgresql_upgrade_keeps_rows_compares_equal_and_downgrades(postgres_url):
     migrate.upgrade(postgres_url, "0001")
     _fill_core(postgres_url)
+    columns = _columns(postgres_url, CORE)
     before = _all_rows(postgres_url, CORE)
     assert migrate.upgrade(postgres_url).at_head
-    assert _all_rows(postgres_url, CORE) == before
+    assert _all_rows(postgres_url, CORE, columns) == before
     assert _differences(postgres_url) == []
     assert migrate.downgrade(postgres_url, "base").revision is None
     assert _tables(postgres_url) == {"alembic_version"}

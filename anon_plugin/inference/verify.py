@@ -1,0 +1,83 @@
+"""Stage 8: verify each anonymized face against its original, and the ladder a face climbs while it is too close.
+
+The anonymized photo is read at the original face's alignment (the crop the
+pipeline worked on) and embedded by SFace and FaceNet, the two recognizers
+the engine already runs; a face at or over either line is too close. dlib's
+recognizer is never consulted: it is the judge of whether this holds for a
+recognizer the engine never asked (docs/verification.md).
+
+A face too close climbs ``ladder``: another person from the generator, the
+next strength, the whole eyebrow-to-chin region; past the last step its box
+is covered (or, under an album's ``on_face_failure = hold``, the photo held).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import fill, mask, recognition
+
+# Cosine at or over which an anonymized face is still too close to its original:
+# the cosine that 1% of impostor pairs reach on CelebA train (benchmarks/verify_lines.py),
+# stricter than the same-person lines (SFace 0.363, FaceNet 0.5592 at 0.1% FAR).
+LINES = {"sface": 0.320, "facenet": 0.443}
+
+REDRAWN = ("generate",)  # methods that can draw another person; a classical fill gives one answer
+RUNGS = ("fill", "redraw", "strength", "region", "covered")
+GAVE_UP = "verify: still too close"  # how the error of a face covered past the ladder's last step starts
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung of the ladder: fill again with this mask and these candidates."""
+
+    name: str  # as recorded in FaceRecord.steps
+    threshold: float  # the mask's attention threshold; 0 is the whole eyebrow-to-chin region
+    first: int = 0  # the generator's first identity per seed (fill.generate_many)
+
+
+def ladder(method: str, threshold: float) -> tuple[Step, ...]:
+    """The steps after a first fill by ``method`` at ``threshold``, in the order they are tried."""
+    steps = []
+    if method in REDRAWN:
+        steps.append(Step("redraw", threshold, first=fill.VERIFY_CANDIDATES))
+    larger = [(t, name) for name, t in mask.STRENGTHS.items() if t < threshold]
+    if larger:
+        t, name = max(larger)
+        steps.append(Step(f"strength:{name}", t))
+    if threshold > 0:
+        steps.append(Step("region", 0.0))
+    return tuple(steps)
+
+
+def similarities(originals: np.ndarray, anonymized: np.ndarray, device: str = "cpu") -> list[dict[str, float]]:
+    """Per face, the cosine of the anonymized crop to the original one for each recognizer of ``LINES``.
+
+    Both (N, CROP_SIZE, CROP_SIZE, 3) uint8 RGB canonical crops, in one pass per network.
+    """
+    n = len(originals)
+    found: list[dict[str, float]] = [{} for _ in range(n)]
+    for name in LINES:
+        e = recognition.embed(np.concatenate([originals, anonymized]), name, device)
+        for i, cosine in enumerate((e[:n] * e[n:]).sum(1)):
+            found[i][f"{name}_cosine"] = float(cosine)
+    return found
+
+
+def too_close(similarity: dict[str, float]) -> list[str]:
+    """The recognizers whose line the face is at or over (empty: it passes)."""
+    return [name for name, line in LINES.items() if similarity.get(f"{name}_cosine", -1.0) >= line]
+
+
+def rung(step: str) -> str:
+    """The rung of RUNGS a step of ``FaceRecord.steps`` stands on: "strength:large" is "strength",
+    the method's own name is the first "fill"."""
+    name = step.split(":")[0]
+    return name if name in RUNGS else "fill"
+
+
+def gave_up(error: str | None) -> bool:
+    """Was the face covered because it stayed too close after the ladder's last step (not because a stage failed)?"""
+    return error is not None and error.startswith(GAVE_UP)
