@@ -21,7 +21,7 @@ METADATA_MODES = (*METADATA, "keep")  # the CLI alone may keep metadata (metadat
 def _pipeline_options(command):
     """Options shared by every command that runs the pipeline."""
     options = [
-        click.option("--method", "-m", type=click.Choice(METHODS), default="inpaint", show_default=True,
+        click.option("--method", "-m", type=click.Choice(METHODS), default="generate", show_default=True,
                      help="How the masked region is filled."),
         click.option("--strength", "-s", type=click.Choice(STRENGTHS), default="medium", show_default=True,
                      help="Mask size preset (attention-map thresholds 0.6 / 0.4 / 0.2)."),

@@ -624,6 +624,18 @@ def test_choices_match_the_registries():
     assert METADATA_MODES == metadata.MODES and OUTPUT_FORMATS == imageio.OUTPUT_FORMATS
 
 
+def test_anonymize_defaults_are_the_default_policy():
+    from anon_plugin.inference.records import AnonymizerConfig
+    from anon_plugin.policies import Policy
+
+    import click
+
+    defaults = {p.name: p.default for p in main.get_command(click.Context(main), "anonymize").params}
+    policy, engine = Policy(), AnonymizerConfig()
+    for name in ("method", "strength", "threshold", "recognizer", "verify"):
+        assert defaults[name] == getattr(policy, name) == getattr(engine, name), name
+
+
 def test_every_lazy_command_loads_with_its_listed_help():
     import click
 

@@ -124,7 +124,7 @@ def generate_many(
 FILLERS: dict[str, Filler] = {
     "blur": blur, "pixelate": pixelate, "solid": solid, "inpaint": inpaint, "generate": generate,
 }
-DEFAULT_METHOD = "inpaint"
+DEFAULT_METHOD = "generate"  # the default policy's (policies.Policy.method)
 
 
 def fill_many(
