@@ -49,6 +49,14 @@ def _share(library, engine, name="family"):
         return albums.share(session, album, scan_album(library, name, PathFilter()), by="admin")
 
 
+def _set_policy(engine, policy: policies.Policy, republish: bool = False) -> None:
+    with session_scope(engine) as session:
+        album = albums.find(session, "family")
+        policies.save(session, album.id, policy, "admin")
+        if republish:
+            albums.republish(session, album, by="admin")
+
+
 def _drain(worker: Worker) -> None:
     while worker.run_once():
         pass
@@ -124,9 +132,7 @@ def test_a_face_that_cannot_be_anonymized_is_covered_or_held_as_the_policy_says(
         raise RuntimeError("forced failure")
 
     monkeypatch.setattr(fill, "fill_many", fails)
-    with session_scope(engine) as session:
-        album = albums.find(session, "family")
-        policies.save(session, album.id, policies.DEFAULT.with_changes(on_face_failure="hold"), "admin")
+    _set_policy(engine, policies.DEFAULT.with_changes(on_face_failure="hold"))
     _share(library, engine)
     _drain(Worker(engine, public, "w1"))
     with session_scope(engine) as session:
@@ -135,10 +141,7 @@ def test_a_face_that_cannot_be_anonymized_is_covered_or_held_as_the_policy_says(
     assert {o.status for o in held} == {"held"} and all(o.public_sha256 is None for o in held)
     assert photo_states["a.jpg"] == "held" and not list(public.rglob("*.jpg")) and not list(public.rglob("*.png"))
     # Under "cover" the photo is published with the face pixelated, never visible.
-    with session_scope(engine) as session:
-        album = albums.find(session, "family")
-        policies.save(session, album.id, policies.DEFAULT, "admin")
-        albums.republish(session, album, by="admin")
+    _set_policy(engine, policies.DEFAULT, republish=True)
     _drain(Worker(engine, public, "w1"))
     with session_scope(engine) as session:
         faces = session.scalars(sa.select(Face).join(Output).where(Output.status == "published")).all()
@@ -150,9 +153,7 @@ def test_a_face_still_too_close_climbs_the_ladder_and_the_faces_table_keeps_its_
     ``hold`` the photos are held back; verify=false publishes what the fill gave, with no step beyond it."""
     library, public, engine = site
     monkeypatch.setattr(fill, "fill_many", lambda method, crops, *args: crops.copy())
-    with session_scope(engine) as session:
-        album = albums.find(session, "family")
-        policies.save(session, album.id, policies.DEFAULT.with_changes(on_face_failure="hold"), "admin")
+    _set_policy(engine, policies.DEFAULT.with_changes(on_face_failure="hold"))
     _share(library, engine)
     _drain(Worker(engine, public, "w1"))
     with session_scope(engine) as session:
@@ -164,10 +165,7 @@ def test_a_face_still_too_close_climbs_the_ladder_and_the_faces_table_keeps_its_
         assert face.covered and face.steps == ["generate", "redraw", "strength:large", "region", "covered"]
         assert face.error.startswith("verify: still too close after region")
         assert face.similarity["sface_cosine"] > 0.9 and face.threshold == 0.0
-    with session_scope(engine) as session:
-        album = albums.find(session, "family")
-        policies.save(session, album.id, policies.DEFAULT.with_changes(verify=False), "admin")
-        albums.republish(session, album, by="admin")
+    _set_policy(engine, policies.DEFAULT.with_changes(verify=False), republish=True)
     _drain(Worker(engine, public, "w1"))
     with session_scope(engine) as session:
         published = session.scalars(sa.select(Face).join(Output).where(Output.status == "published")).all()
