@@ -96,14 +96,11 @@ def _preview(path: str, size: int, mtime_ns: int, options: tuple[tuple[str, Any]
     from ..inference.batch import anonymize_batch
     from ..inference.explain import explain_picture
     from ..inference.records import AnonymizerConfig
-    # The daemon's workers hold this lock around inference: Grad-CAM hooks the models this
-    # process shares with them, so a preview must not run in the middle of a batch.
-    from ..jobs.worker import _INFERENCE, seed_of
+    from ..jobs.worker import seed_of  # the daemon's seed: the preview shows what would be published
 
     picture = read_picture(path)
     config = AnonymizerConfig(**dict(options), seed=seed_of(picture.sha256))
-    with _INFERENCE:
-        (result,) = anonymize_batch([picture.rgb], [config], device, 1)
+    (result,) = anonymize_batch([picture.rgb], [config], device, 1)  # takes its turn with the workers' batches
     explain = explain_picture(result.faces, result.image)
     strip = _side_by_side(picture.rgb, result.image, explain.shape[1])
     return png_bytes(np.vstack([strip, explain]))

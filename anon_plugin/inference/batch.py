@@ -18,6 +18,7 @@ composed again from the original, until it passes or is covered.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -270,8 +271,17 @@ def _measure(original: np.ndarray, anonymized: np.ndarray, record: FaceRecord) -
     return replace(record, similarity=similarity, seconds=seconds)
 
 
+# The models are built once per process and shared by its threads (a daemon's workers, the
+# panel's previews), and Grad-CAM hooks them: one batch runs at a time, using every CPU thread
+# or the GPU anyway, while the other threads read, encode and publish.
+_ONE_BATCH_AT_A_TIME = threading.Lock()
+
+
 def anonymize_batch(
     images: Sequence[Image], configs: Sequence[AnonymizerConfig], device: str = "cpu", max_batch: int = 8
 ) -> list[Result]:
-    """Anonymize every face of every photo; ``configs[i]`` applies to ``images[i]``."""
-    return render_batch(analyze_batch(images, configs, device, max_batch), configs, device, max_batch)
+    """Anonymize every face of every photo; ``configs[i]`` applies to ``images[i]``.
+
+    Safe to call from several threads: they take turns."""
+    with _ONE_BATCH_AT_A_TIME:
+        return render_batch(analyze_batch(images, configs, device, max_batch), configs, device, max_batch)

@@ -135,6 +135,11 @@ def load(name: str, device: str = "cpu") -> Any:
     return _loaded(name, device)
 
 
+def loaded_count() -> int:
+    """How many models this process has built (a model counts once per device)."""
+    return _loaded.cache_info().currsize
+
+
 @functools.cache
 def _loaded(name: str, device: str) -> Any:
     if device == "cpu":

@@ -34,10 +34,6 @@ from ..store.tables import Album, Face, Output, Photo
 from . import queue
 
 log = logging.getLogger("anon_plugin.worker")
-# Worker threads of one process share its models; Grad-CAM hooks a shared network, so one
-# batch runs inference at a time (it uses every CPU thread or the GPU anyway) while the
-# other workers read, encode and publish.
-_INFERENCE = threading.Lock()
 IDLE_WAIT = (0.2, 2.0)  # seconds between empty claims: from the first to the longest
 
 
@@ -138,8 +134,7 @@ class Worker:
         configs = [AnonymizerConfig(**t.policy.engine_options(), seed=seed_of(p.sha256)) for t, p in work]
         start = time.perf_counter()
         try:
-            with _INFERENCE:
-                results = batch.anonymize_batch([p.rgb for _, p in work], configs, self.device, self.max_batch)
+            results = batch.anonymize_batch([p.rgb for _, p in work], configs, self.device, self.max_batch)
         except Exception as exc:  # e.g. out of GPU memory: every job of the batch is tried again later
             log.exception("inference failed for a batch of %d photos", len(work))
             for task, _ in work:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -45,6 +47,17 @@ def test_on_cpu_the_result_is_bit_identical(photos):
     rgbs, configs, singles = photos
     for alone, batched in zip(singles, batch.anonymize_batch(rgbs, configs, "cpu", 8)):
         assert np.array_equal(alone.image, batched.image)
+
+
+def test_threads_sharing_the_models_take_turns(photos):
+    """A daemon's workers and the panel's previews share one process's models, and Grad-CAM hooks them."""
+    rgbs, configs, singles = photos
+    with ThreadPoolExecutor(3) as pool:
+        runs = [pool.submit(batch.anonymize_batch, rgbs[i::2], configs[i::2], "cpu", 4) for i in (0, 1, 0)]
+        results = [r.result() for r in runs]
+    for i, run in zip((0, 1, 0), results):
+        for alone, threaded in zip(singles[i::2], run):
+            assert np.array_equal(alone.image, threaded.image)
 
 
 def test_many_faces_per_network_pass_as_on_a_gpu(photos, monkeypatch):

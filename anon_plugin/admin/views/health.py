@@ -28,10 +28,10 @@ class Daemon:
 
 
 def models_loaded() -> int:
-    """How many models this process has built (its workers' and the previews'). The registry keeps
-    no list of names, only its cache, whose size is the true count; 0 before inference ever ran."""
+    """How many models this process has built (its workers' and the previews'); 0 before inference
+    ever ran (the registry is not imported here, so the panel alone never loads torch)."""
     registry = sys.modules.get("anon_plugin.inference.registry")
-    return registry._loaded.cache_info().currsize if registry is not None else 0
+    return registry.loaded_count() if registry is not None else 0
 
 
 def _daemon() -> Daemon:
