@@ -1,10 +1,11 @@
-"""When a file is finished: no event for a while, and the same size and mtime twice.
+"""When a file is finished: no event for a while, and the same size and mtime as at the last event.
 
 A phone upload, an SMB copy or a sync tool writes a photo in many pieces, and
 watchdog reports each piece. Publishing between two pieces would anonymize a
 truncated image (or fail on it). Events alone are not enough either: on
 network mounts events come late or never, so the file itself must look the
-same on two looks a quiet period apart (paperless-ngx's consumer does the same).
+same at the end of a quiet period as at its start (paperless-ngx's consumer
+does the same with two looks).
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ Signature = tuple[int, int]  # (size, mtime_ns)
 class _Entry:
     first_event: float
     quiet_since: float  # the clock at the last event, or at the last look that saw a change
-    seen: Signature | None = None  # what the previous look found
+    seen: Signature | None  # the file at that moment
     events: int = 0  # bumped by every touch, so a look can tell it was overtaken
 
 
 class StabilityTracker:
     """Paths seen changing, and which of them have settled.
 
-    ``touch`` whenever an event names a path; ``ready`` hands back, once, each
-    path that had no event for ``delay`` seconds and whose ``(size, mtime_ns)``
-    did not change since the previous look. The first look only records it and
-    re-arms the clock, so a file is ready after at least two quiet periods.
+    ``touch`` whenever an event names a path (it records the file's
+    ``(size, mtime_ns)``); ``ready`` hands back, once, each path that had no
+    event for ``delay`` seconds and whose ``(size, mtime_ns)`` is still what was
+    recorded then. A look that finds it changed (a write that sent no event)
+    records it and re-arms the clock, so a file is ready one quiet period after
+    it last changed.
     Anything that is not (or no longer) a regular file is dropped: symbolic
     links are never followed, vanished paths are forgotten without a word.
 
@@ -53,14 +56,15 @@ class StabilityTracker:
         self._entries: dict[Path, _Entry] = {}
 
     def touch(self, path: Path) -> None:
-        """An event named ``path``: its quiet period starts again."""
+        """An event named ``path``: its quiet period starts again, from the file as it is now."""
+        signature = _regular_file_signature(path)  # outside the lock, as in ``ready``
         now = self._clock()
         with self._lock:
             entry = self._entries.get(path)
             if entry is None:
-                self._entries[path] = _Entry(now, now)
+                self._entries[path] = _Entry(now, now, signature)
             else:
-                entry.quiet_since = now
+                entry.quiet_since, entry.seen = now, signature
                 entry.events += 1
 
     def forget(self, path: Path) -> bool:
@@ -92,7 +96,7 @@ class StabilityTracker:
                     continue  # forgotten or touched meanwhile
                 if signature is None:
                     del self._entries[path]
-                elif signature == entry.seen:
+                elif signature == entry.seen:  # unchanged for a whole quiet period
                     del self._entries[path]
                     settled.append((entry.first_event, path))
                 else:

@@ -79,7 +79,7 @@ def test_writes_that_send_no_event_still_hold_ready_back(start_watcher, library,
 def test_modified_while_settling_the_ready_comes_later_with_the_whole_file(start_watcher, library, write_photo):
     watcher, recorder = start_watcher(delay=0.5)
     path = write_photo(library / "Family" / "edited.jpg", size=1000)
-    time.sleep(0.65)  # past the first look (at 0.5 s), well before the second (at 1 s)
+    time.sleep(0.3)  # well inside the quiet period (it ends at 0.5 s)
     with open(path, "ab") as f:
         f.write(bytes(1000))
     modified_at = time.monotonic()
