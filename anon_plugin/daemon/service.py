@@ -20,11 +20,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .. import albums, photos, publish
+from .. import albums, photos, policies, publish
 from ..config import Settings
 from ..inference import registry
 from ..jobs import queue
-from ..jobs.worker import Worker
+from ..jobs.worker import Worker, models_for
 from ..store import migrate, queries
 from ..store.db import engine_for, session_scope
 from ..store.tables import Album, Photo
@@ -33,7 +33,6 @@ from .scan import Found, albums as album_folders, scan_album
 from .watcher import Change, Watcher
 
 log = logging.getLogger("anon_plugin.daemon")
-PRELOAD = ("yunet", "dlib68", "sface", "generator")  # the default policy's models; others load when a policy asks
 
 
 def _alive(pid: int) -> bool:
@@ -83,7 +82,9 @@ class Service:
         migrate.require_head(self.settings.database_url)
         torch.set_num_threads(self.settings.inference.threads)
         started = time.perf_counter()
-        for name in PRELOAD:  # in the start hook, not at the first photo: its latency stays the usual one
+        # The default policy's models, in the start hook, not at the first photo (whose latency stays the
+        # usual one); another policy's load when it first asks.
+        for name in models_for(policies.DEFAULT):
             registry.load(name, self.device)
         log.info("models loaded on %s in %.1f s", self.device, time.perf_counter() - started)
         for path in publish.clean_temp_files(self.public_root):

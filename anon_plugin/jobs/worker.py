@@ -72,7 +72,8 @@ class Heartbeat:
         self._thread.join()
 
 
-def _models(policy: Policy) -> list[str]:
+def models_for(policy: Policy) -> list[str]:
+    """The models a batch under ``policy`` runs (recorded with each output's checksums)."""
     names = ["yunet", "dlib68", *(("sface", "facenet") if policy.recognizer == "ensemble" else (policy.recognizer,))]
     if policy.method == "generate":
         names += ["generator", "sface"]
@@ -226,7 +227,7 @@ class Worker:
             output = Output(
                 photo_id=task.job.photo_id, source_sha256=picture.sha256, public_path=str(target),
                 public_sha256=public_sha, policy_version_id=task.policy_version_id, engine_version=__version__,
-                model_sha256s={n: registry.spec(n).sha256 for n in _models(policy)}, device=self.device,
+                model_sha256s={n: registry.spec(n).sha256 for n in models_for(policy)}, device=self.device,
                 seconds=round(seconds, 4), removed_tags=removed, notes=notes, status="held" if hold else "published",
             )
             session.add(output)

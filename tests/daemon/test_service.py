@@ -98,3 +98,24 @@ def test_a_photo_the_watcher_never_reported_is_found_by_the_rescan(daemon, wild_
     service.rescan()
     _wait(service, {"missed.jpg": "published"})
     assert (public / "missed.jpg").is_file()
+
+
+def test_start_loads_the_default_policys_models_before_the_first_photo(tmp_path, monkeypatch):
+    from anon_plugin.inference import registry
+
+    loaded = []
+    real = registry.load
+    monkeypatch.setattr(registry, "load", lambda name, device="cpu": loaded.append(name) or real(name, device))
+    (tmp_path / "library").mkdir()
+    settings = load_settings(None, environ={
+        "ANON_DATA_DIR": str(tmp_path / "data"), "ANON_LIBRARY_ROOTS": str(tmp_path / "library"),
+        "ANON_PUBLIC_ROOT": str(tmp_path / "public"), "ANON_INFERENCE_THREADS": "2"})
+    migrate.upgrade(settings.database_url)
+    service = Service(settings)
+    try:
+        service.start()
+    finally:
+        service.stop()
+        service.engine.dispose()
+    # generate (the generator, SFace), Grad-CAM on SFace, and verification's SFace and FaceNet
+    assert set(loaded) == {"yunet", "dlib68", "sface", "generator", "facenet"}
