@@ -164,16 +164,16 @@ def _compose(original: np.ndarray, photo: list[FaceRecord], filled: list[np.ndar
 
     A face whose paste fails is covered instead (its record in ``photo`` is replaced).
     """
-    out = original
+    out = original.copy()  # one copy per composition; every face is then pasted into it
     for index, (record, crop) in enumerate(zip(photo, filled)):
         if not record.covered and crop is not None:
             try:
                 with _stage("blend", record.seconds):
-                    out = blend.paste_back(out, crop, record.hole_mask, record.alignment)
+                    blend.paste_back(out, crop, record.hole_mask, record.alignment, in_place=True)
             except StageError as exc:
                 photo[index] = record = replace(record, covered=True, error=str(exc))
         if record.covered:
-            out = blend.cover(out, record.box)
+            blend.cover(out, record.box, in_place=True)
     return out
 
 

@@ -27,14 +27,14 @@ def _window(image_shape: tuple[int, ...], corners: np.ndarray, pad: int) -> tupl
 
 
 def paste_back(
-    image: np.ndarray, filled: np.ndarray, hole: np.ndarray, matrix: np.ndarray
+    image: np.ndarray, filled: np.ndarray, hole: np.ndarray, matrix: np.ndarray, in_place: bool = False
 ) -> np.ndarray:
     """A copy of ``image`` (H, W, 3) uint8 with ``filled`` (S, S, 3) composited under ``hole`` (S, S).
 
     ``matrix`` (2, 3) maps the photo to the crop. Only a window around the
-    face is touched.
+    face is touched (``in_place``: in ``image`` itself, which is returned).
     """
-    out = image.copy()
+    out = image if in_place else image.copy()
     if not hole.any():
         return out
     to_photo = invert(matrix)
@@ -68,10 +68,10 @@ def paste_back(
 SOLID_BELOW = 32
 
 
-def cover(image: np.ndarray, box: np.ndarray, blocks: int = 8) -> np.ndarray:
+def cover(image: np.ndarray, box: np.ndarray, blocks: int = 8, in_place: bool = False) -> np.ndarray:
     """Fail closed: a copy of ``image`` with the face box (grown by 15%) pixelated into coarse blocks
-    (one block for a face under SOLID_BELOW px wide)."""
-    out = image.copy()
+    (one block for a face under SOLID_BELOW px wide; ``in_place``: in ``image`` itself)."""
+    out = image if in_place else image.copy()
     x0, y0, x1, y1 = box
     blocks = 1 if x1 - x0 < SOLID_BELOW else blocks
     gx, gy = 0.15 * (x1 - x0), 0.15 * (y1 - y0)
