@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .policies import METADATA, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS
+from .policies import DEFAULT, METADATA, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS
 
 METADATA_MODES = (*METADATA, "keep")  # the CLI alone may keep metadata (metadata.MODES)
 
@@ -21,19 +21,19 @@ METADATA_MODES = (*METADATA, "keep")  # the CLI alone may keep metadata (metadat
 def _pipeline_options(command):
     """Options shared by every command that runs the pipeline."""
     options = [
-        click.option("--method", "-m", type=click.Choice(METHODS), default="generate", show_default=True,
+        click.option("--method", "-m", type=click.Choice(METHODS), default=DEFAULT.method, show_default=True,
                      help="How the masked region is filled."),
-        click.option("--strength", "-s", type=click.Choice(STRENGTHS), default="medium", show_default=True,
+        click.option("--strength", "-s", type=click.Choice(STRENGTHS), default=DEFAULT.strength, show_default=True,
                      help="Mask size preset (attention-map thresholds 0.6 / 0.4 / 0.2)."),
         click.option("--threshold", "-t", type=click.FloatRange(0.0, 1.0), default=None,
                      help="Attention-map threshold in [0, 1], overrides --strength; higher = smaller mask."),
-        click.option("--recognizer", "-r", type=click.Choice(RECOGNIZERS), default="sface", show_default=True,
-                     help="Face recognizer whose Grad-CAM map decides the mask."),
+        click.option("--recognizer", "-r", type=click.Choice(RECOGNIZERS), default=DEFAULT.recognizer,
+                     show_default=True, help="Face recognizer whose Grad-CAM map decides the mask."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for generative fills (same seed, same output)."),
         click.option("--detect-threshold", type=click.FloatRange(0.0, 1.0), default=0.6, show_default=True,
                      help="Minimum detector confidence for a face (lower finds more faces)."),
-        click.option("--verify/--no-verify", default=True, show_default=True,
+        click.option("--verify/--no-verify", default=DEFAULT.verify, show_default=True,
                      help="Check every anonymized face with SFace and FaceNet; while one is still too close to "
                           "its original, redraw it, enlarge its mask, then pixelate its box "
                           "(docs/verification.md)."),
