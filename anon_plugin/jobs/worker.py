@@ -95,16 +95,15 @@ class Worker:
         self.engine, self.public_root, self.name = engine, public_root, name
         self.device, self.max_batch, self.max_pixels = device, max_batch, max_pixels
 
-    def run(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
+    def run(self, stop: threading.Event, wake: threading.Event) -> None:
         """Work until ``stop`` is set; the batch in hand is finished first. When idle, wait
         (longer each time) for ``wake``, which the daemon sets as soon as it queues a job."""
-        wake = wake or stop
         wait = IDLE_WAIT[0]
         while not stop.is_set():
             if self.run_once():
                 wait = IDLE_WAIT[0]
             else:
-                if wake.wait(wait) and wake is not stop:
+                if wake.wait(wait):
                     wake.clear()
                 wait = min(wait * 2, IDLE_WAIT[1])
 
