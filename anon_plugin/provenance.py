@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .errors import AlbumError
 from .store import queries
-from .store.tables import Album, Face, Output, Photo, PolicyVersion
+from .store.tables import Album, Output, Photo, PolicyVersion
 
 
 def _plain(value: Any) -> Any:
@@ -49,7 +49,7 @@ def record(session: Session, photo: Photo) -> dict[str, Any]:
     outputs = []
     for output in session.scalars(sa.select(Output).where(Output.photo_id == photo.id).order_by(Output.id.desc())):
         policy = session.get(PolicyVersion, output.policy_version_id)
-        faces = session.scalars(sa.select(Face).where(Face.output_id == output.id).order_by(Face.index))
+        faces = queries.faces_of(session, output.id)
         outputs.append({**_row(output, "photo_id", "policy_version_id"),
                         "policy": {"version": policy.version, **policy.policy},
                         "faces": [_row(f, "id", "output_id") for f in faces]})
@@ -57,7 +57,7 @@ def record(session: Session, photo: Photo) -> dict[str, Any]:
             photo.relative_path), **_row(photo, "id", "album_id"), "outputs": outputs}
 
 
-def photos_of(session: Session, album_id: int) -> list[Photo]:
-    """The album's present photos, by path."""
+def photos_of(session: Session, album_id: int, limit: int | None = None) -> list[Photo]:
+    """The album's present photos, by path (the first ``limit`` of them)."""
     return list(session.scalars(sa.select(Photo).where(Photo.album_id == album_id, Photo.state != "removed")
-                                .order_by(Photo.relative_path)))
+                                .order_by(Photo.relative_path).limit(limit)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ class Panel:
     service: Service | None  # the daemon, when it runs in this process (``anon-plugin serve``)
     throttle: Throttle
 
-    @property
+    @functools.cached_property
     def device(self) -> str:
         """Where the preview runs: the daemon's device, else the one the settings name."""
         return self.service.device if self.service is not None else self.settings.resolved_device()

@@ -6,12 +6,13 @@ questions the same way (and the panel's views hold no SQL).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .tables import Album, AuditEntry, Output, Photo, PolicyVersion
+from .tables import Album, AuditEntry, Face, Job, Output, Photo, PolicyVersion, User
 
 
 def album(session: Session, root: str, name: str) -> Album | None:
@@ -86,10 +87,6 @@ def photo_paths_under(session: Session, album_id: int, folder: str) -> list[str]
 
 
 # ---------------------------------------------------------------- the admin panel's questions
-# (imported here rather than at the top so that this section is one block that other work does not touch)
-import datetime as _dt  # noqa: E402
-
-from .tables import Face, Job, User  # noqa: E402
 
 
 def user_named(session: Session, name: str) -> User | None:
@@ -172,7 +169,7 @@ def job_by_id(session: Session, job_id: int) -> Job | None:
 
 
 def search_photos(session: Session, name: str | None = None, sha256: str | None = None,
-                  day: _dt.date | None = None, limit: int = 100) -> list[tuple[Photo, str]]:
+                  day: dt.date | None = None, limit: int = 100) -> list[tuple[Photo, str]]:
     """Photos (with their album's name), newest first, whose path contains ``name`` (any case), whose
     original or public copy's sha256 starts with ``sha256``, and that were first seen or published on
     ``day`` (UTC); a criterion left None is not applied."""
@@ -185,8 +182,8 @@ def search_photos(session: Session, name: str | None = None, sha256: str | None 
             Output.public_sha256.startswith(sha256, autoescape=True)))
         query = query.where(sa.or_(Photo.sha256.startswith(sha256, autoescape=True), Photo.id.in_(copies)))
     if day:
-        start = _dt.datetime.combine(day, _dt.time(), tzinfo=_dt.UTC)
-        end = start + _dt.timedelta(days=1)
+        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        end = start + dt.timedelta(days=1)
         made = sa.select(Output.photo_id).where(Output.created_at >= start, Output.created_at < end)
         query = query.where(sa.or_(sa.and_(Photo.first_seen >= start, Photo.first_seen < end), Photo.id.in_(made)))
     return [(photo, album) for photo, album in session.execute(query.order_by(Photo.id.desc()).limit(limit))]

@@ -20,6 +20,7 @@ from ..state import found, panel, reading, user_name, writing
 bp = Blueprint("albums", __name__)
 REFRESH_SECONDS = 3
 PREVIEW_PHOTOS = 500  # choices offered in the editor
+ALBUM_PHOTOS = 200  # photos listed on an album's page
 
 
 @bp.route("/")
@@ -42,9 +43,9 @@ def album(album_id: int) -> str:
         row = found(queries.listed_album(s, album_id))
         summary = next(r for r in albums.summaries(s) if (r.root, r.name) == (row.root, row.name))
         jobs = queries.album_jobs(s, album_id)
-        photos = provenance.photos_of(s, album_id)[:200]
+        photos = provenance.photos_of(s, album_id, limit=ALBUM_PHOTOS)
         return render_template("albums/album.html", album=row, summary=summary, jobs=jobs, photos=photos,
-                               working=row.shared and (jobs["queued"] + jobs["running"]) > 0,
+                               shown=ALBUM_PHOTOS, working=row.shared and (jobs["queued"] + jobs["running"]) > 0,
                                refresh=REFRESH_SECONDS, form=ActionForm())
 
 
@@ -114,7 +115,7 @@ def policy(album_id: int) -> Response | tuple[str, int]:
     with reading() as s:
         row = found(queries.listed_album(s, album_id))
         version, saved = _saved_policy(s, album_id)
-        choices = [(p.id, p.relative_path) for p in provenance.photos_of(s, album_id)[:PREVIEW_PHOTOS]]
+        choices = [(p.id, p.relative_path) for p in provenance.photos_of(s, album_id, limit=PREVIEW_PHOTOS)]
         name, shared = row.name, row.shared
     form = PolicyForm() if request.method == "POST" else PolicyForm(data=form_values(saved))
     photo = request.form.get("photo", type=int) if request.method == "POST" else None

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, render_template, request
 from ... import provenance
 from ...errors import InputError
 from ...store import queries
+from ...store.tables import Photo
 from .. import export, pictures
 from ..forms import SearchForm
 from ..state import found, panel, reading
@@ -53,8 +54,9 @@ def search() -> tuple[str, int]:
                                limit=RESULTS, query=request.query_string.decode()), 400 if errors else 200
 
 
-def _record(s, photo_id: int) -> dict:
-    return {"photo_id": photo_id, **provenance.record(s, found(queries.photo_by_id(s, photo_id)))}
+def _record(s, photo: Photo | None) -> dict:
+    """The photo's provenance record (404 when there is no such photo)."""
+    return {"photo_id": found(photo).id, **provenance.record(s, photo)}
 
 
 @bp.route("/provenance/export.<any(csv, json):fmt>")
@@ -63,14 +65,14 @@ def export_search(fmt: str) -> Response:
     if errors:
         abort(400, "; ".join(f"{k}: {v}" for k, v in errors.items()))
     with reading() as s:
-        records = [_record(s, photo.id) for photo, _ in queries.search_photos(s, limit=RESULTS * 10, **criteria)]
+        records = [_record(s, photo) for photo, _ in queries.search_photos(s, limit=RESULTS * 10, **criteria)]
     return _download(records, fmt, "provenance")
 
 
 @bp.route("/provenance/<int:photo_id>")
 def record(photo_id: int) -> str:
     with reading() as s:
-        data = _record(s, photo_id)
+        data = _record(s, queries.photo_by_id(s, photo_id))
         latest = next(iter(data["outputs"]), None)
         return render_template("provenance/record.html", record=data, latest=latest)
 
@@ -78,7 +80,7 @@ def record(photo_id: int) -> str:
 @bp.route("/provenance/<int:photo_id>.<any(csv, json):fmt>")
 def export_record(photo_id: int, fmt: str) -> Response:
     with reading() as s:
-        data = _record(s, photo_id)
+        data = _record(s, queries.photo_by_id(s, photo_id))
     return _download([data], fmt, f"provenance-{photo_id}")
 
 
