@@ -23,6 +23,8 @@ import torch
 from _data import DATA, eval_photos
 from anon_plugin.inference import verify
 from anon_plugin.inference.pipeline import Anonymizer
+from anon_plugin.evaluate.calibrate import CELEBA_TRAIN_THRESHOLD
+from anon_plugin.evaluate.metrics import SFACE_THRESHOLD
 from anon_plugin.inference.recognition import DLIB_THRESHOLD
 
 
@@ -51,8 +53,8 @@ def main() -> None:
             if face.similarity is None:
                 continue
             dlib += face.similarity["dlib_distance"] < DLIB_THRESHOLD
-            sface += face.similarity["sface_cosine"] >= 0.363
-            facenet += face.similarity["facenet_cosine"] > 0.5592
+            sface += face.similarity["sface_cosine"] >= SFACE_THRESHOLD
+            facenet += face.similarity["facenet_cosine"] > CELEBA_TRAIN_THRESHOLD
     n = len(faces)
     print(f"{len(photos)} {args.photos} photos, {n} faces, {args.method} {args.strength}, "
           f"verify {'on' if args.verify else 'off'}; "
@@ -61,7 +63,7 @@ def main() -> None:
     for r in verify.RUNGS:
         print(f"| {r} | {reached[r]} ({reached[r] / n:.1%}) | {ended[r]} ({ended[r] / n:.1%}) |")
     print(f"dlib judge (distance < {DLIB_THRESHOLD}) matches {dlib} of {n} faces ({dlib / n:.1%}); "
-          f"SFace (>= 0.363) {sface}; FaceNet (> 0.5592) {facenet}")
+          f"SFace (>= {SFACE_THRESHOLD}) {sface}; FaceNet (> {CELEBA_TRAIN_THRESHOLD}) {facenet}")
     print(f"covered: {ended['covered']} of {n} ({ended['covered'] / n:.1%})")
     errors = Counter(f.error.split(" (")[0] for f in faces if f.covered)
     for error, count in errors.items():

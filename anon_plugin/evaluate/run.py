@@ -188,7 +188,7 @@ def _row(method: str, strength: str | None, probes: list[Probe], items: dict, ga
         changed.append(item["changed_area"])
         if item["seconds"] is not None:
             seconds.append(item["seconds"] / max(int(item["n_faces"]), 1))
-        steps.append({verify.rung(s) for s in str(item.get("steps", "")).split()})
+        steps.append({verify.rung(s) for s in (item.get("steps") or "").split()})
     enough = len(real) >= 2
     verified = fill_of(method)[1]
     return {
