@@ -85,6 +85,27 @@ def _loaded(driver, element_id: str, timeout: float = 120.0) -> int:
         lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
 
 
+def _follow(driver, element, timeout: float = 120.0) -> None:
+    """Click a link or a submit button and wait until the browser has left the page it was on: a click
+    returns before a form's POST is answered, and reading the next page too soon reads the old one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(page))
+
+
+def _flash(driver) -> str:
+    """The page's flash message; a page without one fails with what the page said instead."""
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, ".flash")
+    assert found, f"no message on {driver.current_url}: {driver.find_element(By.TAG_NAME, 'body').text[:500]!r}"
+    return found[0].text
+
+
 def _published(driver, url: str) -> int:
     from selenium.webdriver.common.by import By
 
@@ -111,27 +132,27 @@ def test_share_preview_publish_trace_and_unshare_in_a_real_browser(browser, live
     assert "/sign-in?next=/albums" in driver.current_url
     driver.find_element(By.NAME, "username").send_keys("admin")
     driver.find_element(By.NAME, "password").send_keys(auth_factory.password)
-    driver.find_element(By.ID, "submit").click()
+    _follow(driver, driver.find_element(By.ID, "submit"))
     assert driver.current_url == base + "/albums"
 
     # 2. Share the album: its progress page shows what is queued and what is published.
     row = driver.find_element(By.CSS_SELECTOR, 'tr[data-album="family"]')
     assert row.find_elements(By.TAG_NAME, "td")[1].text == "no"
-    row.find_element(By.XPATH, ".//button[text()='Share']").click()
-    assert "1 photo(s) queued" in driver.find_element(By.CSS_SELECTOR, ".flash").text
+    _follow(driver, row.find_element(By.XPATH, ".//button[text()='Share']"))
+    assert "1 photo(s) queued" in _flash(driver)
     album_url = driver.current_url
     assert driver.find_element(By.ID, "queued").text in ("0", "1")
     _wait_published(driver, album_url, 1)
     assert (public / "a.jpg").is_file()
 
     # 3. The policy editor: strength large, previewed on the album's photo before saving.
-    driver.find_element(By.LINK_TEXT, "Policy…").click()
+    _follow(driver, driver.find_element(By.LINK_TEXT, "Policy…"))
     Select(driver.find_element(By.ID, "strength")).select_by_value("large")
-    driver.find_element(By.ID, "preview").click()
-    assert "strength=large" in driver.find_element(By.ID, "preview-image").get_attribute("src")
+    _follow(driver, driver.find_element(By.ID, "preview"))
     assert _loaded(driver, "preview-image") == 1024
-    driver.find_element(By.ID, "save").click()
-    assert "Saved as policy version 2" in driver.find_element(By.CSS_SELECTOR, ".flash").text
+    assert "strength=large" in driver.find_element(By.ID, "preview-image").get_attribute("src")
+    _follow(driver, driver.find_element(By.ID, "save"))
+    assert "Saved as policy version 2" in _flash(driver)
     assert driver.find_elements(By.XPATH, "//button[text()='Republish the album now']")
 
     # 4. A photo dropped into the album folder is published while the panel watches.
@@ -141,17 +162,17 @@ def test_share_preview_publish_trace_and_unshare_in_a_real_browser(browser, live
 
     # 5. Its provenance record: the original beside the public copy, under policy version 2.
     driver.get(base + "/provenance?name=new.jpg")
-    driver.find_element(By.LINK_TEXT, "new.jpg").click()
+    _follow(driver, driver.find_element(By.LINK_TEXT, "new.jpg"))
     assert _loaded(driver, "original") > 0 and _loaded(driver, "public") > 0
     assert "version 2: generate, large" in driver.find_element(By.CSS_SELECTOR, "section.output").text
 
     # 6. Unshare, confirmed on its own page that says how many copies go; they go.
     driver.get(album_url)
-    driver.find_element(By.LINK_TEXT, "Unshare…").click()
+    _follow(driver, driver.find_element(By.LINK_TEXT, "Unshare…"))
     assert "2 public copies will be removed" in driver.find_element(By.ID, "unshare-count").text
     assert (public / "a.jpg").is_file()
-    driver.find_element(By.ID, "confirm-unshare").click()
-    assert "2 public copies removed" in driver.find_element(By.CSS_SELECTOR, ".flash").text
+    _follow(driver, driver.find_element(By.ID, "confirm-unshare"))
+    assert "2 public copies removed" in _flash(driver)
     assert not (public / "a.jpg").exists() and not (public / "new.jpg").exists()
 
     # 7. The audit log has it all, by name.
