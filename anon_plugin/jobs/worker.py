@@ -38,6 +38,22 @@ IDLE_WAIT = (0.2, 2.0)  # seconds between empty claims: from the first to the lo
 
 
 @dataclass(frozen=True)
+class InForce:
+    """The photo's output in force: its public copy, or its record of being held back."""
+
+    source_sha256: str
+    policy_version_id: int
+    status: str  # "published" or "held"
+    public_path: Path
+    reason: str | None  # why it was held
+
+    def covers(self, picture: Picture, policy_version_id: int) -> bool:
+        """Does it stand for this content under this policy version (a published copy still on disk)?"""
+        return ((self.source_sha256, self.policy_version_id) == (picture.sha256, policy_version_id)
+                and (self.status == "held" or self.public_path.is_file()))
+
+
+@dataclass(frozen=True)
 class Task:
     """One claimed publish job with what the store knows of it, read in one go."""
 
@@ -47,7 +63,7 @@ class Task:
     relative: str
     policy_version_id: int
     policy: Policy
-    published: tuple[str | None, int | None] | None  # (source sha256, policy version id) of the copy in force
+    in_force: InForce | None
 
 
 class Heartbeat:
@@ -125,8 +141,8 @@ class Worker:
             except InputError as exc:
                 self._failed(task, str(exc), permanent=True)
                 continue
-            if task.published == (picture.sha256, task.policy_version_id):
-                self._finish(task, note="already published: same content under the same policy")
+            if task.in_force is not None and task.in_force.covers(picture, task.policy_version_id):
+                self._unchanged(task, task.in_force, picture.sha256)
                 continue
             work.append((task, picture))
         if not work:
@@ -165,15 +181,20 @@ class Worker:
                     continue
                 version_id = queries.policy_version_id(session, album.id, version)
                 copy = next(iter(queries.live_outputs(session, photo.id)), None)
-                published = (copy.source_sha256, copy.policy_version_id) if copy is not None else None
+                in_force = None if copy is None else InForce(
+                    copy.source_sha256, copy.policy_version_id, copy.status, Path(copy.public_path),
+                    copy.notes[-1] if copy.status == "held" and copy.notes else None)
                 tasks.append(Task(job, album.name, Path(album.root) / album.name / photo.relative_path,
-                                  photo.relative_path, version_id, policy, published))
+                                  photo.relative_path, version_id, policy, in_force))
         return tasks
 
-    def _finish(self, task: Task, note: str) -> None:
+    def _unchanged(self, task: Task, in_force: InForce, sha256: str) -> None:
+        """The file was touched, not changed: the photo is again what its output in force says."""
         with session_scope(self.engine) as session:
-            queue.finish(session, task.job.job_id, self.name)
-        log.info("%s/%s: %s", task.album, task.relative, note)
+            if queue.finish(session, task.job.job_id, self.name):
+                photo = session.get(Photo, task.job.photo_id)
+                photo.sha256, photo.state, photo.reason = sha256, in_force.status, in_force.reason
+        log.info("%s/%s: already %s: same content under the same policy", task.album, task.relative, in_force.status)
 
     def _failed(self, task: Task, reason: str, permanent: bool = False) -> None:
         with session_scope(self.engine) as session:

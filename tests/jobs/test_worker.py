@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from anon_plugin import albums, policies
+from anon_plugin import albums, photos, policies
 from anon_plugin.daemon.ignore import PathFilter
 from anon_plugin.daemon.scan import scan_album
 from anon_plugin.imageio import read_picture
@@ -104,6 +105,41 @@ def test_same_content_under_the_same_policy_is_not_processed_twice(site):
     _drain(Worker(engine, public, "w1"))
     with session_scope(engine) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Output)) == 3
+
+
+def test_a_touched_photo_is_published_again_only_when_its_copy_is_gone(site):
+    library, public, engine = site
+    _share(library, engine)
+    _drain(Worker(engine, public, "w1"))
+    copy = public / "family" / "a.jpg"
+    published = copy.read_bytes()
+
+    def touch_and_rescan(*names: str) -> dict[str, tuple[str, str | None]]:
+        for name in names:
+            os.utime(library / "family" / name)  # a new mtime, the same bytes: a copy, a sync, a touch
+        with session_scope(engine) as session:
+            album = albums.find(session, "family")
+            found = {f.path: f for f in scan_album(library, "family", PathFilter())}
+            assert all(photos.seen(session, album, found[name]) for name in names)
+            assert {p.relative_path: p.state for p in session.scalars(sa.select(Photo))}["a.jpg"] == "pending"
+        _drain(Worker(engine, public, "w1"))
+        with session_scope(engine) as session:
+            return {p.relative_path: (p.state, p.sha256) for p in session.scalars(sa.select(Photo))}
+
+    # Its copy is there: nothing is rendered, the photo is published again, with its content hash.
+    states = touch_and_rescan("a.jpg", "c.png")
+    assert states["a.jpg"] == ("published", read_picture(library / "family" / "a.jpg").sha256)
+    assert states["c.png"][0] == "published"
+    with session_scope(engine) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Output)) == 3
+    assert copy.read_bytes() == published
+    # Its copy was deleted behind our back: it is written again, and the old record superseded.
+    copy.unlink()
+    assert touch_and_rescan("a.jpg")["a.jpg"][0] == "published"
+    assert copy.read_bytes() == published  # the same seed, policy and engine: the same bytes
+    with session_scope(engine) as session:
+        rows = session.scalars(sa.select(Output).where(Output.public_path == str(copy)).order_by(Output.id)).all()
+    assert [o.status for o in rows] == ["superseded", "published"]
 
 
 def test_a_policy_change_supersedes_the_copies(site):
