@@ -24,6 +24,19 @@ def stop_on_signals(server) -> None:
         signal.signal(sig, on_signal)
 
 
+def panel_server(ctx: click.Context, s, threads: int | None = None, service=None):
+    """The panel's waitress server on [admin] bind, stopped by SIGTERM or SIGINT from now on; with
+    ``service``, the panel shows that daemon's queue and wakes it on a share or a republish."""
+    from ..admin import create_app
+    from ..admin.server import THREADS as DEFAULT_THREADS
+    from ..admin.server import PanelServer
+
+    app = guarded(ctx, lambda: create_app(s, service=service))
+    server = guarded(ctx, lambda: PanelServer(app, s.admin.host, s.admin.port, threads or DEFAULT_THREADS))
+    stop_on_signals(server)
+    return server
+
+
 @click.command("admin")
 @THREADS
 @click.pass_context
@@ -34,13 +47,8 @@ def admin_command(ctx: click.Context, threads: int) -> None:
     stops it. `anon-plugin serve` runs the panel and the daemon together.
     """
     from .. import logs
-    from ..admin import create_app
-    from ..admin.server import PanelServer
 
     logs.setup()
-    s = settings(ctx)
-    app = guarded(ctx, lambda: create_app(s))
-    server = guarded(ctx, lambda: PanelServer(app, s.admin.host, s.admin.port, threads))
-    stop_on_signals(server)
+    server = panel_server(ctx, settings(ctx), threads)
     click.echo(f"anon-plugin: admin panel on {server.url}", err=True)
     server.run()

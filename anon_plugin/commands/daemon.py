@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import click
 
 from . import guarded, settings
+from .admin import THREADS, panel_server
 
 LOG_FORMAT = click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
                           help="One line per publish and per failure, for people or for machines.")
+DEMO_USER = "admin"  # the demo's panel user; its password is new on every demo --keep-running
 
 
 def _service(ctx: click.Context, s=None):
@@ -38,8 +40,7 @@ def watch_command(ctx: click.Context, log_format: str) -> None:
 
 @click.command("serve")
 @LOG_FORMAT
-@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Panel requests served at once.")
+@THREADS
 @click.pass_context
 def serve_command(ctx: click.Context, log_format: str, threads: int) -> None:
     """Run the daemon (and the admin panel) in one process.
@@ -50,16 +51,11 @@ def serve_command(ctx: click.Context, log_format: str, threads: int) -> None:
     SIGTERM or SIGINT: the panel stops, the workers finish the photos in hand, exit 0.
     """
     from .. import logs
-    from ..admin import create_app
-    from ..admin.server import PanelServer
-    from .admin import stop_on_signals
 
     logs.setup(log_format)
     s = settings(ctx)
     service = _service(ctx, s)
-    app = guarded(ctx, lambda: create_app(s, service=service))
-    server = guarded(ctx, lambda: PanelServer(app, s.admin.host, s.admin.port, threads))
-    stop_on_signals(server)  # before the daemon starts: a signal from now on stops both
+    server = panel_server(ctx, s, threads, service)  # before the daemon starts: a signal from now on stops both
     guarded(ctx, service.start)
     try:
         click.echo(f"anon-plugin: admin panel on {server.url}", err=True)
@@ -103,7 +99,8 @@ def _demo_library(folder: Path) -> Path:
 @click.command("demo")
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("anon-demo"),
               show_default=True, help="Where the demo library, public root and data folder are made.")
-@click.option("--keep-running", is_flag=True, help="Keep the daemon running after the copies are published.")
+@click.option("--keep-running", is_flag=True,
+              help="After the copies are published, keep the daemon running and serve the admin panel beside it.")
 @LOG_FORMAT
 @click.pass_context
 def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_format: str) -> None:
@@ -111,7 +108,10 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
 
     The demo library (the portrait as a JPEG carrying GPS, a serial number and
     an owner, and as a PNG) is built under --dir; its album is shared and the
-    daemon runs until the public copies are published.
+    daemon runs until the public copies are published. With --keep-running the
+    daemon goes on watching and the admin panel is served on [admin] bind
+    (ANON_ADMIN_BIND, default 127.0.0.1:8470), where the demo's user admin signs
+    in with the password printed then; SIGTERM or SIGINT stops both.
     """
     from .. import albums, logs, provenance
     from ..config import load_settings
@@ -124,7 +124,7 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
     folder = folder.resolve()
     library = guarded(ctx, lambda: _demo_library(folder))
     (folder / "public").mkdir(exist_ok=True)
-    env = {"ANON_DATA_DIR": str(folder / "data"), "ANON_LIBRARY_ROOTS": str(library),
+    env = {**_machine_settings(), "ANON_DATA_DIR": str(folder / "data"), "ANON_LIBRARY_ROOTS": str(library),
            "ANON_PUBLIC_ROOT": str(folder / "public"), "ANON_WATCH_STABILITY_DELAY": "1"}
     s = guarded(ctx, lambda: load_settings(None, environ=env))
     guarded(ctx, lambda: migrate.upgrade(s.database_url))
@@ -154,12 +154,31 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
         click.echo(f"\nanon-plugin: demo under {folder}; the full record of a copy: "
                    f"ANON_DATA_DIR={folder / 'data'} anon-plugin provenance PATH", err=True)
         if keep_running:
-            click.echo("anon-plugin: still watching (Ctrl-C stops)", err=True)
-            stop = threading.Event()
-            import signal
-
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
-            stop.wait()
+            server = panel_server(ctx, s, service=service)
+            password = _demo_account(service.engine)
+            click.echo(f"anon-plugin: still watching; admin panel on {server.url}, sign in as {DEMO_USER} with "
+                       f"password {password} (SIGTERM or Ctrl-C stops)", err=True)
+            server.run()
     finally:
         service.stop()
+
+
+def _machine_settings() -> dict[str, str]:
+    """The environment's [inference] and [admin] settings (the device, the panel's bind): the demo's store and
+    folders are its own, never those of an install that the same shell may point at."""
+    return {k: v for k, v in os.environ.items() if k.startswith(("ANON_INFERENCE_", "ANON_ADMIN_"))}
+
+
+def _demo_account(engine) -> str:
+    """A new password for the demo's panel user, made on the first demo and given a new password on every later one."""
+    import secrets
+
+    from ..admin import accounts
+    from ..store import queries
+    from ..store.db import session_scope
+
+    password = secrets.token_urlsafe(12)
+    with session_scope(engine) as session:
+        queries.remove_user(session, DEMO_USER)
+        accounts.add(session, DEMO_USER, password)
+    return password

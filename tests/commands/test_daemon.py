@@ -13,9 +13,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,6 +150,59 @@ def test_demo_publishes_the_bundled_example_and_says_what_was_removed(tmp_path, 
     assert record.exit_code == 0, record.stderr
     (output,) = json.loads(record.stdout)["outputs"]
     assert output["status"] == "published" and "GPSInfo" in output["removed_tags"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _sign_in(url: str, password: str) -> tuple[str, str]:
+    """Sign in to the panel at ``url`` as admin, as a browser does: where it ended up, and that page."""
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    page = browser.open(f"{url}/sign-in").read().decode()
+    token = re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', page)[1]
+    form = urllib.parse.urlencode({"username": "admin", "password": password, "csrf_token": token}).encode()
+    try:
+        with browser.open(f"{url}/sign-in?next=/albums", data=form) as answer:
+            return answer.url, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.url, refused.read().decode()
+
+
+def test_demo_keep_running_serves_the_panel_where_the_printed_password_signs_in(tmp_path):
+    folder, port = tmp_path / "demo", _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANON_") or k in NOT_SETTINGS - {"ANON_CONFIG"}}
+    env.update(ANON_ADMIN_BIND=f"127.0.0.1:{port}", ANON_DATA_DIR=str(tmp_path / "elsewhere"))  # the demo's is its own
+    said = re.compile(rf"admin panel on (http://127\.0\.0\.1:{port}), sign in as admin with password (\S+) ")
+    passwords: list[str] = []
+    for run in range(2):  # the second run, in the same folder, gives the demo's user a new password
+        stderr_path = tmp_path / f"demo-{run}.stderr"
+        with open(stderr_path, "wb") as stderr:
+            demo = subprocess.Popen([str(ANON_PLUGIN), "demo", "--dir", str(folder), "--keep-running"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+        try:
+            def log() -> str:
+                return stderr_path.read_text(errors="replace")
+
+            wait_until(lambda: demo.poll() is not None or said.search(log()), "the panel to be served",
+                       lambda: f"exit code {demo.poll()}; stderr: {log()}", timeout=4 * DEADLINE)
+            url, password = said.search(log()).groups()
+            passwords.append(password)
+            assert (folder / "public" / "family" / "astronaut.png").is_file()
+            where, albums = _sign_in(url, password)
+            assert where == f"{url}/albums", albums
+            assert re.search(r'<tr data-album="family">\s*<td>.*?</td>\s*<td>yes</td>', albums, re.S), albums
+            if run:
+                assert password != passwords[0] and "/sign-in" in _sign_in(url, passwords[0])[0]
+            demo.send_signal(signal.SIGTERM)
+            assert demo.wait(timeout=DEADLINE) == 0, log()
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+                demo.wait()
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_watch_publishes_a_dropped_photo_logs_json_and_stops_on_sigterm(site, photos):
