@@ -103,6 +103,17 @@ def share(session: Session, album: Album, found: Iterable[Found], by: str | None
     return sum(photos.seen(session, album, f) for f in found)
 
 
+def set_policy(session: Session, album: Album, policy: policies.Policy, by: str | None) -> tuple[int, int]:
+    """Save ``policy`` as the album's next version; returns it and how many photos were queued: a shared
+    album that publishes again queues the photos that came while its publishing was off."""
+    version = policies.save(session, album.id, policy, by)
+    queued = 0
+    if album.shared and policy.enabled:
+        waiting = sa.select(Photo.id).where(Photo.album_id == album.id, Photo.state == "pending")
+        queued = sum(queue.enqueue(session, photo_id).new for photo_id in session.scalars(waiting))
+    return version, queued
+
+
 def unshare(session: Session, album: Album, public_root: Path, by: str | None) -> int:
     """Stop sharing: waiting jobs are closed and every public copy removed (the records stay). Returns
     how many copies were removed."""

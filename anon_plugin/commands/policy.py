@@ -46,6 +46,7 @@ def set_policy(ctx: click.Context, name: str, assignments: tuple[str, ...]) -> N
         album = guarded(ctx, lambda: albums.find(session, name))
         _, policy = policies.current(session, album.id)
         changed = guarded(ctx, lambda: policy.with_changes(**policies.parse_assignments(assignments)))
-        version = policies.save(session, album.id, changed, by=None)
+        version, queued = albums.set_policy(session, album, changed, by=None)
     click.echo(f"anon-plugin: album {name} policy version {version}; "
-               f"`anon-plugin albums republish {name}` renders its copies under it", err=True)
+               + (f"{queued} photo(s) that waited while its publishing was off queued; " if queued else "")
+               + f"`anon-plugin albums republish {name}` renders its copies under it", err=True)

@@ -35,6 +35,7 @@ from . import queue
 
 log = logging.getLogger("anon_plugin.worker")
 IDLE_WAIT = (0.2, 2.0)  # seconds between empty claims: from the first to the longest
+PAUSED = "waiting: publishing is off in the album's policy"
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,9 @@ class Worker:
                     queue.finish(session, job.job_id, self.name)
                     continue
                 version, policy = policies.current(session, album.id)
-                if not policy.enabled:  # the admin paused this album's publishing
+                if not policy.enabled:  # the admin paused this album's publishing: albums.set_policy resumes it
                     queue.finish(session, job.job_id, self.name)
+                    photo.reason = PAUSED
                     continue
                 version_id = queries.policy_version_id(session, album.id, version)
                 copy = next(iter(queries.live_outputs(session, photo.id)), None)

@@ -17,7 +17,7 @@ from anon_plugin.daemon.scan import scan_album
 from anon_plugin.imageio import read_picture
 from anon_plugin.inference import fill
 from anon_plugin.jobs import queue
-from anon_plugin.jobs.worker import Worker
+from anon_plugin.jobs.worker import PAUSED, Worker
 from anon_plugin.store import migrate
 from anon_plugin.store.db import default_url, engine_for, session_scope
 from anon_plugin.store.tables import Face, Output, Photo
@@ -140,6 +140,25 @@ def test_a_touched_photo_is_published_again_only_when_its_copy_is_gone(site):
     with session_scope(engine) as session:
         rows = session.scalars(sa.select(Output).where(Output.public_path == str(copy)).order_by(Output.id)).all()
     assert [o.status for o in rows] == ["superseded", "published"]
+
+
+def test_photos_that_came_while_publishing_was_off_are_published_when_it_is_on_again(site):
+    library, public, engine = site
+    fast = policies.DEFAULT.with_changes(method="blur", verify=False)
+    _set_policy(engine, fast.with_changes(enabled=False))
+    assert _share(library, engine) == 5
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        assert {(p.state, p.reason) for p in session.scalars(sa.select(Photo))} == {("pending", PAUSED)}
+        assert session.scalar(sa.select(sa.func.count()).select_from(Output)) == 0
+        album = albums.find(session, "family")
+        still_off = fast.with_changes(enabled=False, strength="large")
+        assert albums.set_policy(session, album, still_off, "admin") == (2, 0)
+        assert albums.set_policy(session, album, fast, "admin") == (3, 5)
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        states = sorted(p.state for p in session.scalars(sa.select(Photo)))
+    assert states == ["failed", "failed", "published", "published", "published"]
 
 
 def test_a_policy_change_supersedes_the_copies(site):

@@ -134,8 +134,10 @@ def policy(album_id: int) -> Response | tuple[str, int]:
             return redirect(url_for("albums.policy", album_id=album_id))
         elif form.save.data:
             with writing() as s:
-                new_version = policies.save(s, album_id, edited, by=user_name())
+                new_version, queued = albums.set_policy(s, found(queries.listed_album(s, album_id)), edited,
+                                                        by=user_name())
             flash(f"Saved as policy version {new_version}." +
+                  (f" {queued} photo(s) that waited while publishing was off are queued." if queued else "") +
                   (" Its public copies still show the old one until you republish." if shared else ""), "ok")
             return redirect(url_for("albums.policy", album_id=album_id, saved=new_version))
         else:
