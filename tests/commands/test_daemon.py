@@ -7,6 +7,7 @@ folders, real photos, a real SQLite store, real models; waits have deadlines, ne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -171,21 +172,31 @@ def _sign_in(url: str, password: str) -> tuple[str, str]:
         return refused.url, refused.read().decode()
 
 
+@contextlib.contextmanager
+def _started(args: list[str], stderr_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen, Callable[[], str]]]:
+    """The installed anon-plugin run with ``args``, without this process's ANON_* settings (``env`` adds some),
+    and what it wrote to stderr so far; killed if it still runs at the end."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ANON_") or k in NOT_SETTINGS - {"ANON_CONFIG"}},
+           **env}
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen([str(ANON_PLUGIN), *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=stderr, env=env)
+    try:
+        yield process, lambda: stderr_path.read_text(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_demo_keep_running_serves_the_panel_where_the_printed_password_signs_in(tmp_path):
     folder, port = tmp_path / "demo", _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANON_") or k in NOT_SETTINGS - {"ANON_CONFIG"}}
-    env.update(ANON_ADMIN_BIND=f"127.0.0.1:{port}", ANON_DATA_DIR=str(tmp_path / "elsewhere"))  # the demo's is its own
     said = re.compile(rf"admin panel on (http://127\.0\.0\.1:{port}), sign in as admin with password (\S+) ")
     passwords: list[str] = []
     for run in range(2):  # the second run, in the same folder, gives the demo's user a new password
-        stderr_path = tmp_path / f"demo-{run}.stderr"
-        with open(stderr_path, "wb") as stderr:
-            demo = subprocess.Popen([str(ANON_PLUGIN), "demo", "--dir", str(folder), "--keep-running"],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
-        try:
-            def log() -> str:
-                return stderr_path.read_text(errors="replace")
-
+        with _started(["demo", "--dir", str(folder), "--keep-running"], tmp_path / f"demo-{run}.stderr",
+                      ANON_ADMIN_BIND=f"127.0.0.1:{port}",
+                      ANON_DATA_DIR=str(tmp_path / "elsewhere")) as (demo, log):  # the demo's data dir is its own
             wait_until(lambda: demo.poll() is not None or said.search(log()), "the panel to be served",
                        lambda: f"exit code {demo.poll()}; stderr: {log()}", timeout=4 * DEADLINE)
             url, password = said.search(log()).groups()
@@ -198,25 +209,14 @@ def test_demo_keep_running_serves_the_panel_where_the_printed_password_signs_in(
                 assert password != passwords[0] and "/sign-in" in _sign_in(url, passwords[0])[0]
             demo.send_signal(signal.SIGTERM)
             assert demo.wait(timeout=DEADLINE) == 0, log()
-        finally:
-            if demo.poll() is None:
-                demo.kill()
-                demo.wait()
     assert not (tmp_path / "elsewhere").exists()
 
 
 def test_watch_publishes_a_dropped_photo_logs_json_and_stops_on_sigterm(site, photos):
     site.ok("policy", "set", "family", "method=blur", "verify=false")  # fast; the method does not matter here
     assert site.ok("albums", "share", "family") == "anon-plugin: album family shared; 0 photo(s) queued\n"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANON_") or k in NOT_SETTINGS - {"ANON_CONFIG"}}
-    stderr_path = site.data.parent / "watch.stderr"
-    with open(stderr_path, "wb") as stderr, open(site.data.parent / "watch.stdout", "wb") as stdout:
-        daemon = subprocess.Popen([str(ANON_PLUGIN), "--config", str(site.config), "watch", "--log-format", "json"],
-                                  stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env)
-    try:
-        def log() -> str:
-            return stderr_path.read_text(errors="replace")
-
+    watch = ["--config", str(site.config), "watch", "--log-format", "json"]
+    with _started(watch, site.data.parent / "watch.stderr") as (daemon, log):
         def running() -> str:
             return f"exit code {daemon.poll()}; stderr: {log()}"
 
@@ -229,10 +229,6 @@ def test_watch_publishes_a_dropped_photo_logs_json_and_stops_on_sigterm(site, ph
         assert daemon.poll() is None, running()
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=DEADLINE) == 0, log()
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
     lines = log().splitlines()
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all(isinstance(e, dict) and set(e) == {"time", "level", "logger", "message"} for e in entries), lines
