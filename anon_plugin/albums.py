@@ -73,21 +73,16 @@ def find(session: Session, name: str, *, missing_ok: bool = False) -> Album:
     return rows[0]
 
 
-def summaries(session: Session) -> list[AlbumSummary]:
-    """Every present album, and every shared one whose folder is missing, with its policy version
-    and photo counts, by name."""
-    counts: dict[int, dict[str, int]] = {}
-    for album_id, state, count in session.execute(
-        sa.select(Photo.album_id, Photo.state, sa.func.count()).group_by(Photo.album_id, Photo.state)
-    ):
-        counts.setdefault(album_id, {})[state] = count
+def summaries(session: Session, album_id: int | None = None) -> list[AlbumSummary]:
+    """Every listed album (present, or shared with its folder missing), or only the one with ``album_id``,
+    with its policy version and photo counts, by name."""
+    counts = queries.photo_counts(session, album_id)
+    versions = queries.latest_versions(session, album_id)
     out = []
-    listed = sa.or_(Album.removed_at.is_(None), Album.shared)
-    for album in session.scalars(sa.select(Album).where(listed).order_by(Album.name)):
+    for album in queries.listed_albums(session, album_id):
         c = counts.get(album.id, {})
-        latest = queries.latest_policy_version(session, album.id)
         out.append(AlbumSummary(
-            album.name, album.root, album.shared, latest.version if latest else None,
+            album.name, album.root, album.shared, versions.get(album.id),
             photos=sum(v for k, v in c.items() if k != "removed"), published=c.get("published", 0),
             failed=c.get("failed", 0), held=c.get("held", 0), pending=c.get("pending", 0),
             missing=album.removed_at is not None,

@@ -137,7 +137,7 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
     try:
         while True:
             with session_scope(service.engine) as session:
-                (summary,) = albums.summaries(session)
+                (summary,) = albums.summaries(session, album.id)
             if summary.pending == 0:
                 break
             time.sleep(0.5)

@@ -15,6 +15,11 @@ from sqlalchemy.orm import Session
 from .tables import Album, AuditEntry, Face, Job, Output, Photo, PolicyVersion, User
 
 
+# The albums the panel and ``albums list`` show: present, or shared with their folder gone (their copies
+# stay published until they are unshared).
+LISTED = sa.or_(Album.removed_at.is_(None), Album.shared)
+
+
 def album(session: Session, root: str, name: str) -> Album | None:
     return session.scalar(sa.select(Album).where(Album.root == root, Album.name == name))
 
@@ -120,10 +125,8 @@ def present_album(session: Session, album_id: int) -> Album | None:
 
 
 def listed_album(session: Session, album_id: int) -> Album | None:
-    """The album with this id if ``albums.summaries`` lists it: present, or shared with its folder gone
-    (its copies stay published until it is unshared)."""
-    return session.scalar(sa.select(Album).where(
-        Album.id == album_id, sa.or_(Album.removed_at.is_(None), Album.shared)))
+    """The album with this id if it is ``LISTED``."""
+    return session.scalar(sa.select(Album).where(Album.id == album_id, LISTED))
 
 
 def photo_in_album(session: Session, album_id: int, photo_id: int) -> Photo | None:
@@ -216,7 +219,24 @@ def last_photo_problem(session: Session) -> Photo | None:
         Photo.updated_at.desc(), Photo.id.desc()).limit(1))
 
 
-def listed_albums(session: Session) -> list[Album]:
-    """The albums ``albums.summaries`` lists (present, or shared with their folder gone), by name."""
-    return list(session.scalars(sa.select(Album).where(sa.or_(Album.removed_at.is_(None), Album.shared))
-                                .order_by(Album.name, Album.root)))
+def listed_albums(session: Session, album_id: int | None = None) -> list[Album]:
+    """The ``LISTED`` albums (or the one with ``album_id`` if it is listed), by name."""
+    query = sa.select(Album).where(LISTED).order_by(Album.name, Album.root)
+    return list(session.scalars(query if album_id is None else query.where(Album.id == album_id)))
+
+
+def photo_counts(session: Session, album_id: int | None = None) -> dict[int, dict[str, int]]:
+    """Per album (or for the one with ``album_id``): how many of its photos are in each state."""
+    query = sa.select(Photo.album_id, Photo.state, sa.func.count()).group_by(Photo.album_id, Photo.state)
+    counts: dict[int, dict[str, int]] = {}
+    query = query if album_id is None else query.where(Photo.album_id == album_id)
+    for album, state, count in session.execute(query):
+        counts.setdefault(album, {})[state] = count
+    return counts
+
+
+def latest_versions(session: Session, album_id: int | None = None) -> dict[int, int]:
+    """Per album that has a policy (or for the one with ``album_id``): its newest policy version."""
+    query = sa.select(PolicyVersion.album_id, sa.func.max(PolicyVersion.version)).group_by(PolicyVersion.album_id)
+    query = query if album_id is None else query.where(PolicyVersion.album_id == album_id)
+    return {album: version for album, version in session.execute(query)}

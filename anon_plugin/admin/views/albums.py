@@ -41,7 +41,7 @@ def album(album_id: int) -> str:
     """The album's counts; while a backfill runs, the page refreshes itself (no JavaScript needed)."""
     with reading() as s:
         row = found(queries.listed_album(s, album_id))
-        summary = next(r for r in albums.summaries(s) if (r.root, r.name) == (row.root, row.name))
+        (summary,) = albums.summaries(s, album_id)
         jobs = queries.album_jobs(s, album_id)
         photos = provenance.photos_of(s, album_id, limit=ALBUM_PHOTOS)
         return render_template("albums/album.html", album=row, summary=summary, jobs=jobs, photos=photos,
