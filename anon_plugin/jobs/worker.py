@@ -7,6 +7,8 @@ up published once. A face that could not be anonymized (a stage failed, or
 verification found it still too close after the last step of its ladder) is
 covered, or its photo held back, as the album's policy says; never published
 visible. Each face's row keeps the steps it went through and its final scores.
+An original deleted, or its album unshared, while it was rendered is never
+published: the record's transaction sees it and takes the copy back.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Task:
     """One claimed publish job with what the store knows of it, read in one go."""
 
     job: queue.Claimed
+    album_id: int
     album: str
     source: Path  # the original
     relative: str
@@ -186,23 +189,23 @@ class Worker:
                 in_force = None if copy is None else InForce(
                     copy.source_sha256, copy.policy_version_id, copy.status, Path(copy.public_path),
                     copy.notes[-1] if copy.status == "held" and copy.notes else None)
-                tasks.append(Task(job, album.name, Path(album.root) / album.name / photo.relative_path,
+                tasks.append(Task(job, album.id, album.name, Path(album.root) / album.name / photo.relative_path,
                                   photo.relative_path, version_id, policy, in_force))
         return tasks
 
     def _unchanged(self, task: Task, in_force: InForce, sha256: str) -> None:
         """The file was touched, not changed: the photo is again what its output in force says."""
         with session_scope(self.engine) as session:
-            if queue.finish(session, task.job.job_id, self.name):
-                photo = session.get(Photo, task.job.photo_id)
+            photo = session.get(Photo, task.job.photo_id)
+            if queue.finish(session, task.job.job_id, self.name) and photo.state == "pending":  # not deleted meanwhile
                 photo.sha256, photo.state, photo.reason = sha256, in_force.status, in_force.reason
         log.info("%s/%s: already %s: same content under the same policy", task.album, task.relative, in_force.status)
 
     def _failed(self, task: Task, reason: str, permanent: bool = False) -> None:
         with session_scope(self.engine) as session:
             state = queue.fail(session, task.job.job_id, self.name, reason, permanent=permanent)
-            if state == "failed":
-                photo = session.get(Photo, task.job.photo_id)
+            photo = session.get(Photo, task.job.photo_id)
+            if state == "failed" and photo.state != "removed":  # a deleted original stays removed
                 photo.state, photo.reason = "failed", reason
         log.warning("%s/%s: failed (%s): %s", task.album, task.relative,
                     "for good" if state == "failed" else "will retry", reason)
@@ -228,9 +231,12 @@ class Worker:
             removed, notes = list(encoded.removed), list(encoded.notes)
             notes += [f"face {f_index} covered: {f.error}" for f_index, f in enumerate(result.faces) if f.covered]
         try:
-            self._record(task, picture, result, target, public_sha, removed, notes, seconds, hold)
+            dropped = self._record(task, picture, result, target, public_sha, removed, notes, seconds, hold)
         except _LeaseLost:
             log.warning("%s/%s: lease lost while working; the job's new holder records it", task.album, task.relative)
+            return False
+        if dropped:
+            log.warning("%s/%s: not published: %s while it was rendered", task.album, task.relative, dropped)
             return False
         if hold:
             log.warning("%s/%s: held back: %s", task.album, task.relative, notes[-1])
@@ -240,12 +246,25 @@ class Worker:
         return not hold
 
     def _record(self, task: Task, picture: Picture, result: Result, target: Path, public_sha: str | None,
-                removed: list[str], notes: list[str], seconds: float, hold: bool) -> None:
-        """The output, its faces, the superseded copies, the photo's state and the job's end, in one transaction."""
+                removed: list[str], notes: list[str], seconds: float, hold: bool) -> str | None:
+        """The output, its faces, the superseded copies, the photo's state and the job's end, in one transaction.
+
+        When the original was deleted or its album unshared while it was rendered, the copy just
+        written is taken back and nothing is recorded but the job's end: returns which of the two.
+        """
         policy = task.policy
         with session_scope(self.engine) as session:
             if not queue.finish(session, task.job.job_id, self.name):
                 raise _LeaseLost()  # rolls this transaction back
+            # Locked, the album first as an unshare does (on PostgreSQL; SQLite writes one at a time):
+            # an unshare or a deletion that comes now waits for this record, and then takes it back.
+            album = session.get(Album, task.album_id, with_for_update=True)
+            photo = session.get(Photo, task.job.photo_id, with_for_update=True)
+            gone = "original deleted" if photo.state == "removed" else None if album.shared else "album unshared"
+            if gone:
+                if public_sha is not None and queries.live_output_at(session, str(target)) is None:
+                    publish.remove(target, self.public_root)
+                return gone
             output = Output(
                 photo_id=task.job.photo_id, source_sha256=picture.sha256, public_path=str(target),
                 public_sha256=public_sha, policy_version_id=task.policy_version_id, engine_version=__version__,
@@ -260,9 +279,9 @@ class Worker:
                     old.status, old.superseded_by = "superseded", output.id
                     if old.public_path != str(target) or hold:
                         publish.remove(Path(old.public_path), self.public_root)
-            photo = session.get(Photo, task.job.photo_id)
             photo.sha256, photo.size = picture.sha256, picture.size
             photo.state, photo.reason = ("held", notes[-1]) if hold else ("published", None)
+        return None
 
     def _after_publish(self, task: Task) -> None:
         """The album's after-publish command (e.g. the gallery's rescan); its failure never blocks publishing."""

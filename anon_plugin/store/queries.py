@@ -71,6 +71,11 @@ def live_outputs(session: Session, photo_id: int) -> list[Output]:
     ))
 
 
+def live_output_at(session: Session, public_path: str) -> Output | None:
+    """The output in force whose public copy is at this path, if any."""
+    return session.scalar(sa.select(Output).where(Output.public_path == public_path, Output.status == "published"))
+
+
 def published_count(session: Session, album_id: int) -> int:
     return session.scalar(
         sa.select(sa.func.count()).select_from(Output).join(Photo, Photo.id == Output.photo_id)

@@ -15,7 +15,7 @@ from anon_plugin import albums, photos, policies
 from anon_plugin.daemon.ignore import PathFilter
 from anon_plugin.daemon.scan import scan_album
 from anon_plugin.imageio import read_picture
-from anon_plugin.inference import fill
+from anon_plugin.inference import batch, fill
 from anon_plugin.jobs import queue
 from anon_plugin.jobs.worker import PAUSED, Worker
 from anon_plugin.store import migrate
@@ -239,3 +239,38 @@ def test_unsharing_removes_the_copies_and_keeps_the_record(site):
     assert not [p for p in public.rglob("*") if p.is_file()]
     with session_scope(engine) as session:
         assert {o.status for o in session.scalars(sa.select(Output))} == {"removed"}
+
+
+@pytest.mark.parametrize("meanwhile", ["original deleted", "album unshared"])
+def test_a_photo_deleted_or_unshared_while_it_was_rendered_is_never_published(site, monkeypatch, meanwhile):
+    """The admin deletes the original, or unshares its album, while the worker renders it: the copy
+    the worker then writes is taken back, and no output is recorded for it."""
+    library, public, engine = site
+    _set_policy(engine, policies.DEFAULT.with_changes(method="blur", verify=False))
+    _share(library, engine)
+    render = batch.anonymize_batch
+
+    def while_rendering(*args, **kwargs):
+        results = render(*args, **kwargs)
+        with session_scope(engine) as session:
+            album = albums.find(session, "family")
+            if meanwhile == "original deleted":
+                (library / "family" / "a.jpg").unlink()
+                assert photos.deleted(session, album, "a.jpg", public)
+            else:
+                albums.unshare(session, album, public, by="admin")
+        return results
+
+    monkeypatch.setattr(batch, "anonymize_batch", while_rendering)
+    _drain(Worker(engine, public, "w1", max_batch=8))
+    with session_scope(engine) as session:
+        live = session.scalars(sa.select(Output).where(Output.status.in_(("published", "held")))).all()
+        states = {p.relative_path: p.state for p in session.scalars(sa.select(Photo))}
+        depth = queue.depth(session)
+    if meanwhile == "original deleted":
+        assert states["a.jpg"] == "removed" and len(live) == 2 and not (public / "family" / "a.jpg").exists()
+        assert (public / "family" / "c.png").is_file()
+    else:
+        assert live == [] and not [p for p in public.rglob("*") if p.is_file()]
+        assert {states[name] for name in ("a.jpg", "2024/two.jpg", "c.png")} == {"pending"}
+    assert depth["queued"] == depth["running"] == 0
