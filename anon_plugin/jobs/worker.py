@@ -235,6 +235,9 @@ class Worker:
         except _LeaseLost:
             log.warning("%s/%s: lease lost while working; the job's new holder records it", task.album, task.relative)
             return False
+        except OutputError as exc:  # the copy could not be taken back or moved: tried again
+            self._failed(task, str(exc))
+            return False
         if dropped:
             log.warning("%s/%s: not published: %s while it was rendered", task.album, task.relative, dropped)
             return False
@@ -251,6 +254,7 @@ class Worker:
 
         When the original was deleted or its album unshared while it was rendered, the copy just
         written is taken back and nothing is recorded but the job's end: returns which of the two.
+        When the original was moved, the copy moves with it.
         """
         policy = task.policy
         with session_scope(self.engine) as session:
@@ -265,6 +269,13 @@ class Worker:
                 if public_sha is not None and queries.live_output_at(session, str(target)) is None:
                     publish.remove(target, self.public_root)
                 return gone
+            if photo.relative_path != task.relative:  # moved while it was rendered: its copy follows it
+                moved_to = publish.public_path(self.public_root, task.album, photo.relative_path, target.suffix)
+                if public_sha is not None:
+                    publish.move(target, moved_to, self.public_root)
+                log.info("%s/%s: moved to %s while it was rendered; its copy follows", task.album, task.relative,
+                         photo.relative_path)
+                target = moved_to
             output = Output(
                 photo_id=task.job.photo_id, source_sha256=picture.sha256, public_path=str(target),
                 public_sha256=public_sha, policy_version_id=task.policy_version_id, engine_version=__version__,

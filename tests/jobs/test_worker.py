@@ -241,10 +241,10 @@ def test_unsharing_removes_the_copies_and_keeps_the_record(site):
         assert {o.status for o in session.scalars(sa.select(Output))} == {"removed"}
 
 
-@pytest.mark.parametrize("meanwhile", ["original deleted", "album unshared"])
-def test_a_photo_deleted_or_unshared_while_it_was_rendered_is_never_published(site, monkeypatch, meanwhile):
+@pytest.mark.parametrize("meanwhile", ["original deleted", "album unshared", "original moved"])
+def test_a_photo_deleted_unshared_or_moved_while_it_was_rendered(site, monkeypatch, meanwhile):
     """The admin deletes the original, or unshares its album, while the worker renders it: the copy
-    the worker then writes is taken back, and no output is recorded for it."""
+    the worker then writes is taken back, and no output is recorded for it. A moved one's copy follows it."""
     library, public, engine = site
     _set_policy(engine, policies.DEFAULT.with_changes(method="blur", verify=False))
     _share(library, engine)
@@ -257,6 +257,10 @@ def test_a_photo_deleted_or_unshared_while_it_was_rendered_is_never_published(si
             if meanwhile == "original deleted":
                 (library / "family" / "a.jpg").unlink()
                 assert photos.deleted(session, album, "a.jpg", public)
+            elif meanwhile == "original moved":
+                (library / "family" / "a.jpg").rename(library / "family" / "2024" / "b.jpg")
+                found = next(f for f in scan_album(library, "family", PathFilter()) if f.path == "2024/b.jpg")
+                assert not photos.moved(session, album, "a.jpg", found, public)
             else:
                 albums.unshare(session, album, public, by="admin")
         return results
@@ -270,6 +274,10 @@ def test_a_photo_deleted_or_unshared_while_it_was_rendered_is_never_published(si
     if meanwhile == "original deleted":
         assert states["a.jpg"] == "removed" and len(live) == 2 and not (public / "family" / "a.jpg").exists()
         assert (public / "family" / "c.png").is_file()
+    elif meanwhile == "original moved":
+        assert states["2024/b.jpg"] == "published" and not (public / "family" / "a.jpg").exists()
+        assert {Path(o.public_path).name for o in live} == {"b.jpg", "two.jpg", "c.png"}
+        assert (public / "family" / "2024" / "b.jpg").is_file()
     else:
         assert live == [] and not [p for p in public.rglob("*") if p.is_file()]
         assert {states[name] for name in ("a.jpg", "2024/two.jpg", "c.png")} == {"pending"}
