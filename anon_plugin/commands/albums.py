@@ -56,13 +56,17 @@ def share(ctx: click.Context, name: str) -> None:
     from .. import albums
     from ..daemon.ignore import PathFilter
     from ..daemon.scan import scan_album
+    from ..store.tables import Album
 
     path_filter = PathFilter(settings(ctx).watch.ignore)
     with store(ctx) as session:
         _sync(ctx, session)
         album = guarded(ctx, lambda: albums.find(session, name))
-        found = list(scan_album(Path(album.root), album.name, path_filter))
-        with click.progressbar(found, label=f"queueing {album.name}", file=sys.stderr, show_pos=True,
+        album_id, root, folder = album.id, Path(album.root), album.name
+    found = list(scan_album(root, folder, path_filter))  # walked with no transaction open: the daemon never waits on it
+    with store(ctx) as session:
+        album = session.get(Album, album_id)
+        with click.progressbar(found, label=f"queueing {folder}", file=sys.stderr, show_pos=True,
                                hidden=len(found) < 2) as bar:
             queued = albums.share(session, album, bar, by=None)
     click.echo(f"anon-plugin: album {name} shared; {queued} photo(s) queued", err=True)
@@ -76,11 +80,12 @@ def unshare(ctx: click.Context, name: str, yes: bool) -> None:
     """Stop sharing NAME and remove its public copies (their provenance stays)."""
     from .. import albums
 
+    if not yes:  # asked before the write transaction opens: the daemon never waits on an answer
+        with store(ctx) as session:
+            count = albums.copies(session, guarded(ctx, lambda: albums.find(session, name, missing_ok=True)))
+        click.confirm(f"Remove the {count} public copies of {name}?", abort=True, err=True)
     with store(ctx) as session:
         album = guarded(ctx, lambda: albums.find(session, name, missing_ok=True))
-        count = albums.copies(session, album)
-        if not yes:
-            click.confirm(f"Remove the {count} public copies of {name}?", abort=True, err=True)
         removed = albums.unshare(session, album, settings(ctx).public_root, by=None)
     click.echo(f"anon-plugin: album {name} unshared; {removed} public copies removed", err=True)
 

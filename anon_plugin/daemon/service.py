@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from .. import albums, photos, policies, publish
 from ..config import Settings
@@ -29,7 +30,7 @@ from ..store import migrate, queries
 from ..store.db import engine_for, session_scope
 from ..store.tables import Album, Photo
 from .ignore import PathFilter
-from .scan import Found, albums as album_folders, scan_album
+from .scan import Found, Skipped, albums as album_folders, scan_album
 from .watcher import Change, Watcher
 
 log = logging.getLogger("anon_plugin.daemon")
@@ -120,25 +121,37 @@ class Service:
                 log.exception("rescan failed; trying again at the next one")
 
     def rescan(self) -> None:
-        """Bring the store in line with the library: albums, new and changed photos, vanished ones."""
+        """Bring the store in line with the library: albums, new and changed photos, vanished ones.
+
+        Each album's folder is walked with no transaction open (a walk of a large library, or one on
+        a network share, takes longer than a writer may wait for the lock), then recorded in one
+        short transaction. The watcher waits meanwhile, so no event falls between walk and record.
+        """
         folders = album_folders(self.settings.library_roots, self.filter)
-        with self._lock, session_scope(self.engine) as session:
-            for name in albums.sync(session, folders, self.settings.share_new_albums):
-                log.info("new album %s", name)
-            for album in session.scalars(sa.select(Album).where(Album.removed_at.is_(None))):
-                present, problems = set(), []
-                for found in scan_album(Path(album.root), album.name, self.filter, problems=problems):
-                    present.add(found.path)
-                    photos.seen(session, album, found)
-                if problems:  # a folder that cannot be read now is not a folder whose photos were deleted
-                    log.warning("album %s: %d folder(s) could not be read; no photo counted as deleted",
-                                album.name, len(problems))
-                    continue
-                for photo in session.scalars(sa.select(Photo).where(
-                        Photo.album_id == album.id, Photo.state != "removed")):
-                    if photo.relative_path not in present:
-                        photos.deleted(session, album, photo.relative_path, self.public_root)
+        with self._lock:
+            with session_scope(self.engine) as session:
+                for name in albums.sync(session, folders, self.settings.share_new_albums):
+                    log.info("new album %s", name)
+                present = [(a.id, Path(a.root), a.name)
+                           for a in session.scalars(sa.select(Album).where(Album.removed_at.is_(None)))]
+            for album_id, root, name in present:
+                problems: list[Skipped] = []
+                found = list(scan_album(root, name, self.filter, problems=problems))
+                with session_scope(self.engine) as session:
+                    self._record_scan(session, session.get(Album, album_id), found, problems)
         self.wake.set()
+
+    def _record_scan(self, session: Session, album: Album, found: list[Found], problems: list[Skipped]) -> None:
+        for photo in found:
+            photos.seen(session, album, photo)
+        if problems:  # a folder that cannot be read now is not a folder whose photos were deleted
+            log.warning("album %s: %d folder(s) could not be read; no photo counted as deleted",
+                        album.name, len(problems))
+            return
+        paths = {photo.path for photo in found}
+        for photo in session.scalars(sa.select(Photo).where(Photo.album_id == album.id, Photo.state != "removed")):
+            if photo.relative_path not in paths:
+                photos.deleted(session, album, photo.relative_path, self.public_root)
 
     def handle(self, change: Change) -> None:
         """A change from the watcher, on the watcher's thread: a short transaction, no inference."""

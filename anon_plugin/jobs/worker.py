@@ -37,6 +37,7 @@ from . import queue
 
 log = logging.getLogger("anon_plugin.worker")
 IDLE_WAIT = (0.2, 2.0)  # seconds between empty claims: from the first to the longest
+ERROR_WAIT = 5.0  # seconds before claiming again after the store failed (locked past busy_timeout, unreachable)
 PAUSED = "waiting: publishing is off in the album's policy"
 
 
@@ -80,8 +81,11 @@ class Heartbeat:
 
     def _beat(self, engine: Engine, worker: str, job_ids: list[int]) -> None:
         while not self._stop.wait(queue.LEASE.total_seconds() / 4):
-            with session_scope(engine) as session:
-                queue.heartbeat(session, worker, job_ids)
+            try:
+                with session_scope(engine) as session:
+                    queue.heartbeat(session, worker, job_ids)
+            except Exception:  # the next beat tries again; three missed in a row lose the lease
+                log.warning("%s: could not renew the leases of its jobs", worker, exc_info=True)
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -120,7 +124,13 @@ class Worker:
         (longer each time) for ``wake``, which the daemon sets as soon as it queues a job."""
         wait = IDLE_WAIT[0]
         while not stop.is_set():
-            if self.run_once():
+            try:
+                claimed = self.run_once()
+            except Exception:  # never the end of the worker: its jobs are retried, or reclaimed when their lease ends
+                log.exception("%s: the store failed; claiming again in %g s", self.name, ERROR_WAIT)
+                stop.wait(ERROR_WAIT)
+                continue
+            if claimed:
                 wait = IDLE_WAIT[0]
             else:
                 if wake.wait(wait):
@@ -133,7 +143,13 @@ class Worker:
             claimed = queue.claim(session, self.name, self.max_batch)
         if claimed:
             with Heartbeat(self.engine, self.name, [c.job_id for c in claimed]):
-                self._run(claimed)
+                try:
+                    self._run(claimed)
+                except Exception as exc:  # the jobs still held are failed, to be retried after their backoff
+                    log.exception("%s: a batch of %d job(s) failed", self.name, len(claimed))
+                    with session_scope(self.engine) as session:
+                        for job in claimed:
+                            queue.fail(session, job.job_id, self.name, f"{type(exc).__name__}: {exc}".splitlines()[0])
         return len(claimed)
 
     def _run(self, claimed: list[queue.Claimed]) -> None:

@@ -119,3 +119,30 @@ def test_start_loads_the_default_policys_models_before_the_first_photo(tmp_path,
         service.engine.dispose()
     # generate (the generator, SFace), Grad-CAM on SFace, and verification's SFace and FaceNet
     assert set(loaded) == {"yunet", "dlib68", "sface", "generator", "facenet"}
+
+
+def test_a_rescan_walks_the_folders_with_no_write_transaction_open(daemon, monkeypatch):
+    """The walk of a large library, or of a network share, outlasts busy_timeout: while it runs, the
+    workers and the panel must still be able to write (here: a second connection that waits 0.1 s at most)."""
+    import sqlite3
+
+    import anon_plugin.daemon.service as service_module
+
+    album, public, service = daemon
+    _wait(service, {"a.jpg": "published"})
+    walk, writes = service_module.scan_album, []
+
+    def walking(*args, **kwargs):
+        with sqlite3.connect(service.engine.url.database, timeout=0.1, isolation_level=None) as other:
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                writes.append("written")
+            except sqlite3.OperationalError as exc:
+                writes.append(str(exc))
+        other.close()
+        yield from walk(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "scan_album", walking)
+    service.rescan()
+    assert writes == ["written"]

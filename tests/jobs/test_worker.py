@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from anon_plugin.daemon.scan import scan_album
 from anon_plugin.imageio import read_picture
 from anon_plugin.inference import batch, fill
 from anon_plugin.jobs import queue
+from anon_plugin.jobs import worker as worker_module
 from anon_plugin.jobs.worker import PAUSED, Worker
 from anon_plugin.store import migrate
 from anon_plugin.store.db import default_url, engine_for, session_scope
@@ -282,3 +286,45 @@ def test_a_photo_deleted_unshared_or_moved_while_it_was_rendered(site, monkeypat
         assert live == [] and not [p for p in public.rglob("*") if p.is_file()]
         assert {states[name] for name in ("a.jpg", "2024/two.jpg", "c.png")} == {"pending"}
     assert depth["queued"] == depth["running"] == 0
+
+
+def test_a_store_locked_past_its_busy_timeout_delays_the_worker_but_never_ends_it(site, monkeypatch, caplog):
+    """Another writer holds SQLite's lock for longer than busy_timeout (5 s), as a long transaction
+    elsewhere would: the worker's claim fails, is logged, and the worker claims again and publishes."""
+    library, public, engine = site
+    _set_policy(engine, policies.DEFAULT.with_changes(method="blur", verify=False))
+    _share(library, engine)
+    monkeypatch.setattr(worker_module, "ERROR_WAIT", 0.5)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with session_scope(engine) as session:
+            session.execute(sa.update(Photo).where(Photo.id < 0).values(reason=None))  # BEGIN IMMEDIATE taken
+            locked.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert locked.wait(5)
+    stop, wake = threading.Event(), threading.Event()
+    worker = threading.Thread(target=Worker(engine, public, "w1").run, args=(stop, wake))
+    with caplog.at_level(logging.ERROR, logger="anon_plugin.worker"):
+        worker.start()
+        deadline = time.monotonic() + 20
+        while "the store failed" not in caplog.text:
+            assert time.monotonic() < deadline, "the worker's claim never met the lock"
+            time.sleep(0.2)
+        release.set()
+        holder.join()
+        deadline = time.monotonic() + 120
+        while True:
+            with session_scope(engine, read_only=True) as session:
+                if session.scalar(sa.select(sa.func.count()).select_from(Photo).where(Photo.state == "pending")) == 0:
+                    break
+            assert worker.is_alive() and time.monotonic() < deadline, "the worker stopped publishing"
+            time.sleep(0.2)
+        stop.set()
+        wake.set()
+        worker.join(30)
+    assert not worker.is_alive()
+    assert (public / "family" / "a.jpg").is_file()
