@@ -9,6 +9,11 @@ class InputError(AnonPluginError):
     """An input cannot be read as an image (missing, truncated, not an image, too large)."""
 
 
+class UnreadableError(InputError):
+    """The file could not be read just now (gone, no permission, an I/O error of a network share): unlike
+    an image that is not one, reading it again later may succeed."""
+
+
 class OutputError(AnonPluginError):
     """An output cannot be written (exists without --overwrite, collides, disk error)."""
 

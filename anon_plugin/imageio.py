@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, UnreadableError
 from .metadata import Found, Mode, Stripped, found_in, strip, webp_is_lossless
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
@@ -134,9 +134,22 @@ def _refuse_frames(im: Image.Image) -> None:
     raise InputError(f"animated image ({frames} frames): held back, animation is not supported")
 
 
-def _open(path: Path, max_pixels: int) -> tuple[Image.Image, bytes]:
+def _read(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise InputError("is a folder, not an image") from None
+    except FileNotFoundError:
+        raise UnreadableError("no such file") from None
+    except PermissionError:
+        raise UnreadableError("permission denied") from None
+    except OSError as exc:
+        raise UnreadableError(f"cannot read: {exc.strerror or exc}") from None
+
+
+def _open(path: Path, max_pixels: int) -> tuple[Image.Image, bytes]:
+    data = _read(path)
+    try:
         with warnings.catch_warnings():
             # Our own --max-pixels check below decides, not Pillow's lower default; Pillow's
             # "Corrupt EXIF data" warnings are moot: EXIF that cannot be parsed is never written.
@@ -150,12 +163,6 @@ def _open(path: Path, max_pixels: int) -> tuple[Image.Image, bytes]:
             im.load()
     except InputError:
         raise
-    except FileNotFoundError:
-        raise InputError("no such file") from None
-    except IsADirectoryError:
-        raise InputError("is a folder, not an image") from None
-    except PermissionError:
-        raise InputError("permission denied") from None
     except UnidentifiedImageError:
         raise InputError("not an image (or a format anon-plugin cannot read)") from None
     except Image.DecompressionBombError as exc:

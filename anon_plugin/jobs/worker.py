@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from .. import __version__, publish
-from ..errors import InputError, OutputError
+from ..errors import InputError, OutputError, UnreadableError
 from ..imageio import DEFAULT_MAX_PIXELS, Picture, encode, read_picture
 from ..inference import batch, registry
 from ..inference.records import AnonymizerConfig, Result
@@ -158,8 +158,8 @@ class Worker:
         for task in tasks:
             try:
                 picture = read_picture(task.source, self.max_pixels)
-            except InputError as exc:
-                self._failed(task, str(exc), permanent=True)
+            except InputError as exc:  # a file that cannot be read now (a share down) is tried again
+                self._failed(task, str(exc), permanent=not isinstance(exc, UnreadableError))
                 continue
             if task.in_force is not None and task.in_force.covers(picture, task.policy_version_id):
                 self._unchanged(task, task.in_force, picture.sha256)

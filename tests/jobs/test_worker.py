@@ -24,7 +24,7 @@ from anon_plugin.jobs import worker as worker_module
 from anon_plugin.jobs.worker import PAUSED, Worker
 from anon_plugin.store import migrate
 from anon_plugin.store.db import default_url, engine_for, session_scope
-from anon_plugin.store.tables import Face, Output, Photo
+from anon_plugin.store.tables import Face, Job, Output, Photo
 
 
 @pytest.fixture
@@ -328,3 +328,28 @@ def test_a_store_locked_past_its_busy_timeout_delays_the_worker_but_never_ends_i
         worker.join(30)
     assert not worker.is_alive()
     assert (public / "family" / "a.jpg").is_file()
+
+
+def test_a_photo_that_cannot_be_read_for_now_is_tried_again_not_failed_for_good(site):
+    """A network share that drops out while photos wait: they wait (retried after a backoff) and are
+    published when the files are back, while a file that is not a photo fails at once, for good."""
+    library, public, engine = site
+    _set_policy(engine, policies.DEFAULT.with_changes(method="blur", verify=False))
+    _share(library, engine)
+    away = library.parent / "away"
+    (library / "family").rename(away)  # the share is gone; no watcher here records it as deleted
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        jobs = {p.relative_path: j for j, p in session.execute(sa.select(Job, Photo).join(Photo))}
+        states = {p.relative_path: (p.state, p.reason) for p in session.scalars(sa.select(Photo))}
+    assert {jobs[n].state for n in ("a.jpg", "c.png", "notes.jpg")} == {"queued"}
+    assert jobs["a.jpg"].last_error == "no such file" and jobs["a.jpg"].not_before is not None
+    assert states["a.jpg"] == ("pending", None)
+    away.rename(library / "family")  # back; the backoff ends
+    with session_scope(engine) as session:
+        session.execute(sa.update(Job).values(not_before=None))
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        states = {p.relative_path: p.state for p in session.scalars(sa.select(Photo))}
+    assert states == {"a.jpg": "published", "2024/two.jpg": "published", "c.png": "published",
+                      "notes.jpg": "failed", "broken.jpg": "failed"}
