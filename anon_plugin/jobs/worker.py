@@ -69,6 +69,7 @@ class Task:
     policy_version_id: int
     policy: Policy
     in_force: InForce | None
+    seen_as: tuple[int, float]  # the original's size and mtime when the job was claimed
 
 
 class Heartbeat:
@@ -206,7 +207,7 @@ class Worker:
                     copy.source_sha256, copy.policy_version_id, copy.status, Path(copy.public_path),
                     copy.notes[-1] if copy.status == "held" and copy.notes else None)
                 tasks.append(Task(job, album.id, album.name, Path(album.root) / album.name / photo.relative_path,
-                                  photo.relative_path, version_id, policy, in_force))
+                                  photo.relative_path, version_id, policy, in_force, (photo.size, photo.mtime)))
         return tasks
 
     def _unchanged(self, task: Task, in_force: InForce, sha256: str) -> None:
@@ -306,8 +307,14 @@ class Worker:
                     old.status, old.superseded_by = "superseded", output.id
                     if old.public_path != str(target) or hold:
                         publish.remove(Path(old.public_path), self.public_root)
+            stale = ("the original changed" if (photo.size, photo.mtime) != task.seen_as else
+                     "the album's policy changed" if queries.latest_policy_version(session, album.id).id
+                     != task.policy_version_id else None)
             photo.sha256, photo.size = picture.sha256, picture.size
             photo.state, photo.reason = ("held", notes[-1]) if hold else ("published", None)
+            if stale:  # its share or republish found this job running and queued nothing: queued now
+                queue.enqueue(session, photo.id)
+                log.info("%s/%s: %s while it was rendered; queued again", task.album, task.relative, stale)
         return None
 
     def _after_publish(self, task: Task) -> None:

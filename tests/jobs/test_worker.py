@@ -24,7 +24,7 @@ from anon_plugin.jobs import worker as worker_module
 from anon_plugin.jobs.worker import PAUSED, Worker
 from anon_plugin.store import migrate
 from anon_plugin.store.db import default_url, engine_for, session_scope
-from anon_plugin.store.tables import Face, Job, Output, Photo
+from anon_plugin.store.tables import Face, Job, Output, Photo, PolicyVersion
 
 
 @pytest.fixture
@@ -245,22 +245,36 @@ def test_unsharing_removes_the_copies_and_keeps_the_record(site):
         assert {o.status for o in session.scalars(sa.select(Output))} == {"removed"}
 
 
-@pytest.mark.parametrize("meanwhile", ["original deleted", "album unshared", "original moved"])
-def test_a_photo_deleted_unshared_or_moved_while_it_was_rendered(site, monkeypatch, meanwhile):
+@pytest.mark.parametrize("meanwhile", ["original deleted", "album unshared", "original moved", "original edited",
+                                       "policy changed"])
+def test_what_happens_to_a_photo_while_it_is_rendered_is_not_lost(site, monkeypatch, meanwhile):
     """The admin deletes the original, or unshares its album, while the worker renders it: the copy
-    the worker then writes is taken back, and no output is recorded for it. A moved one's copy follows it."""
+    the worker then writes is taken back, and no output is recorded for it. A moved one's copy follows
+    it. One edited, or whose album got a new policy and a republish, is rendered again at once."""
     library, public, engine = site
     _set_policy(engine, policies.DEFAULT.with_changes(method="blur", verify=False))
     _share(library, engine)
-    render = batch.anonymize_batch
+    render, done = batch.anonymize_batch, []
 
     def while_rendering(*args, **kwargs):
         results = render(*args, **kwargs)
+        if done:  # the first batch only
+            return results
+        done.append(meanwhile)
         with session_scope(engine) as session:
             album = albums.find(session, "family")
             if meanwhile == "original deleted":
                 (library / "family" / "a.jpg").unlink()
                 assert photos.deleted(session, album, "a.jpg", public)
+            elif meanwhile == "original edited":
+                with Image.open(library / "family" / "a.jpg") as image:
+                    image.rotate(180).save(library / "family" / "a.jpg", quality=80)
+                found = next(f for f in scan_album(library, "family", PathFilter()) if f.path == "a.jpg")
+                assert not photos.seen(session, album, found)  # the running job absorbs it
+            elif meanwhile == "policy changed":
+                _, policy = policies.current(session, album.id)
+                policies.save(session, album.id, policy.with_changes(method="pixelate"), "admin")
+                albums.republish(session, album, by="admin")
             elif meanwhile == "original moved":
                 (library / "family" / "a.jpg").rename(library / "family" / "2024" / "b.jpg")
                 found = next(f for f in scan_album(library, "family", PathFilter()) if f.path == "2024/b.jpg")
@@ -278,6 +292,16 @@ def test_a_photo_deleted_unshared_or_moved_while_it_was_rendered(site, monkeypat
     if meanwhile == "original deleted":
         assert states["a.jpg"] == "removed" and len(live) == 2 and not (public / "family" / "a.jpg").exists()
         assert (public / "family" / "c.png").is_file()
+    elif meanwhile in ("original edited", "policy changed"):
+        with session_scope(engine) as session:
+            a = session.scalars(sa.select(Output).join(Photo).where(Photo.relative_path == "a.jpg")
+                                .order_by(Output.id)).all()
+            versions = [session.get(PolicyVersion, o.policy_version_id).version for o in a]
+        assert [o.status for o in a] == ["superseded", "published"] and states["a.jpg"] == "published"
+        if meanwhile == "original edited":
+            assert a[1].source_sha256 == read_picture(library / "family" / "a.jpg").sha256 != a[0].source_sha256
+        else:
+            assert versions == [1, 2]
     elif meanwhile == "original moved":
         assert states["2024/b.jpg"] == "published" and not (public / "family" / "a.jpg").exists()
         assert {Path(o.public_path).name for o in live} == {"b.jpg", "two.jpg", "c.png"}
