@@ -35,12 +35,15 @@ class Found:
 
 @dataclass(frozen=True)
 class Skipped:
-    """Something the walk could not look at: ``album`` and ``path`` are "" when it was the root or the album."""
+    """Something the walk could not look at, or would not: ``album`` and ``path`` are "" when it was the root
+    or the album. ``unknown``: it could not be read, so whatever was under ``path`` may still be there (it
+    must never be taken for deleted); a symbolic link is known, and skipped."""
 
     root: Path
     album: str
     path: str
     reason: str
+    unknown: bool = True
 
 
 def _entries(folder: Path, where: tuple[Path, str, str], problems: list[Skipped] | None) -> list[os.DirEntry]:
@@ -104,7 +107,7 @@ def _posix(relative: PurePosixPath) -> str:
 def _found(entry: os.DirEntry, root: Path, album: str, inner: PurePosixPath,
            problems: list[Skipped] | None) -> Iterator[Found]:
     if entry.is_symlink():
-        _report(Skipped(root, album, str(inner), "symbolic link, not followed"), problems)
+        _report(Skipped(root, album, str(inner), "symbolic link, not followed", unknown=False), problems)
         return
     try:
         st = entry.stat(follow_symlinks=False)

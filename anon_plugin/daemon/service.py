@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -144,13 +144,15 @@ class Service:
     def _record_scan(self, session: Session, album: Album, found: list[Found], problems: list[Skipped]) -> None:
         for photo in found:
             photos.seen(session, album, photo)
-        if problems:  # a folder that cannot be read now is not a folder whose photos were deleted
-            log.warning("album %s: %d folder(s) could not be read; no photo counted as deleted",
-                        album.name, len(problems))
-            return
+        # What could not be read now (an unmounted share, a folder without permission) was not deleted.
+        unknown = [PurePosixPath(p.path) for p in problems if p.unknown]
+        if unknown:
+            log.warning("album %s: %d path(s) could not be read; no photo under them counted as deleted",
+                        album.name, len(unknown))
         paths = {photo.path for photo in found}
         for photo in session.scalars(sa.select(Photo).where(Photo.album_id == album.id, Photo.state != "removed")):
-            if photo.relative_path not in paths:
+            path = PurePosixPath(photo.relative_path)
+            if photo.relative_path not in paths and not any(u == path or u in path.parents for u in unknown):
                 photos.deleted(session, album, photo.relative_path, self.public_root)
 
     def handle(self, change: Change) -> None:

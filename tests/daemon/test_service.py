@@ -146,3 +146,38 @@ def test_a_rescan_walks_the_folders_with_no_write_transaction_open(daemon, monke
     monkeypatch.setattr(service_module, "scan_album", walking)
     service.rescan()
     assert writes == ["written"]
+
+
+def test_a_symbolic_link_in_an_album_does_not_stop_the_rescan_seeing_deletions(daemon):
+    album, public, service = daemon
+    _wait(service, {"a.jpg": "published", "trip/b.jpg": "published"})
+    service.watcher.stop()  # what follows is found by the rescan alone
+    os.symlink(album / "a.jpg", album / "link.jpg")
+    (album / "trip" / "b.jpg").unlink()
+    service.rescan()
+    states = _states(service)
+    assert states["trip/b.jpg"] == "removed" and "link.jpg" not in states
+    assert not (public / "trip" / "b.jpg").exists() and (public / "a.jpg").is_file()
+
+
+def test_photos_in_a_folder_the_rescan_cannot_read_are_not_taken_for_deleted(daemon, monkeypatch):
+    """As root, chmod cannot make a folder unreadable: the walk is made to meet one, as it does a folder
+    without permission or on a share that dropped out. Deletions elsewhere in the album are still seen."""
+    import anon_plugin.daemon.service as service_module
+    from anon_plugin.daemon.scan import Skipped
+
+    album, public, service = daemon
+    _wait(service, {"a.jpg": "published", "trip/b.jpg": "published"})
+    service.watcher.stop()
+    walk = service_module.scan_album
+
+    def trip_unreadable(root, name, path_filter, problems=None, **kwargs):
+        problems.append(Skipped(root, name, "trip", "cannot read folder: Permission denied"))
+        yield from (f for f in walk(root, name, path_filter, **kwargs) if not f.path.startswith("trip/"))
+
+    monkeypatch.setattr(service_module, "scan_album", trip_unreadable)
+    (album / "a.jpg").unlink()
+    service.rescan()
+    states = _states(service)
+    assert states["trip/b.jpg"] == "published" and (public / "trip" / "b.jpg").is_file()
+    assert states["a.jpg"] == "removed" and not (public / "a.jpg").exists()
