@@ -8,6 +8,7 @@ photo again under the album's current policy.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from .errors import AlbumError
 from .jobs import queue
 from .store import queries
 from .store.tables import Album, Photo, utcnow
+
+log = logging.getLogger("anon_plugin.albums")
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,11 @@ def sync(session: Session, found: Iterable[tuple[Path, str]], share_new: bool) -
     known = {(a.root, a.name): a for a in session.scalars(sa.select(Album))}
     added = []
     for root, name in sorted(present - set(known)):
-        queries.add_album(session, root, name, shared=share_new)
+        clash = _shared_namesake(session, name)
+        if share_new and clash is not None:
+            log.warning("new album %s in %s not shared: %s shares that name and its public folder", name, root,
+                        f"{clash.root}/{clash.name}")
+        queries.add_album(session, root, name, shared=share_new and clash is None)
         added.append(name)
     for key, album in known.items():
         if key in present and album.removed_at is not None:
@@ -90,8 +97,20 @@ def summaries(session: Session, album_id: int | None = None) -> list[AlbumSummar
     return out
 
 
+def _shared_namesake(session: Session, name: str, other_than: int | None = None) -> Album | None:
+    """A shared album of this name in another library root: its public copies go to the same folder."""
+    return session.scalar(sa.select(Album).where(Album.name == name, Album.shared, Album.id != (other_than or -1)))
+
+
 def share(session: Session, album: Album, found: Iterable[Found], by: str | None) -> int:
-    """Share the album and queue its photos (``found``: what a scan of its folder saw); returns how many."""
+    """Share the album and queue its photos (``found``: what a scan of its folder saw); returns how many.
+
+    An album whose name a shared album of another library root has is refused: both would publish
+    to ``public_root/<name>``, each overwriting and removing the other's copies."""
+    clash = _shared_namesake(session, album.name, album.id)
+    if clash is not None:
+        raise AlbumError(f"album {album.name!r}: {clash.root}/{clash.name} is shared and publishes to the same "
+                         "public folder; unshare it first, or rename one of the two folders")
     album.shared = True
     policies.current(session, album.id)  # the policy its copies will name, version 1 if it had none
     queries.audit(session, by, "share", album.name)

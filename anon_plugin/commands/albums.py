@@ -68,7 +68,7 @@ def share(ctx: click.Context, name: str) -> None:
         album = session.get(Album, album_id)
         with click.progressbar(found, label=f"queueing {folder}", file=sys.stderr, show_pos=True,
                                hidden=len(found) < 2) as bar:
-            queued = albums.share(session, album, bar, by=None)
+            queued = guarded(ctx, lambda: albums.share(session, album, bar, by=None))
     click.echo(f"anon-plugin: album {name} shared; {queued} photo(s) queued", err=True)
 
 

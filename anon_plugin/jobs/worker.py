@@ -234,6 +234,9 @@ class Worker:
         hold = bool(covered) and policy.on_face_failure == "hold"
         suffix = ".jpg" if policy.output_format == "jpeg" and picture.format != "JPEG" else None
         target = publish.public_path(self.public_root, task.album, task.relative, suffix)
+        if taken_by := self._copy_of_another(task, target):  # x.png and x.jpg, both published as x.jpg
+            self._failed(task, f"its public copy {target.name} is that of {taken_by} already", permanent=True)
+            return False
         removed, notes, public_sha = [], list(picture.notes), None
         if hold:
             notes.append(f"held back: {len(covered)} face(s) could not be anonymized ({covered[0].error})")
@@ -264,6 +267,14 @@ class Worker:
             log.info("%s/%s: published %s (%d faces, %d covered, %.2f s)", task.album, task.relative, target,
                      len(result.faces), len(covered), seconds)
         return not hold
+
+    def _copy_of_another(self, task: Task, target: Path) -> str | None:
+        """The original of another photo whose public copy in force is at ``target``, if any."""
+        with session_scope(self.engine, read_only=True) as session:
+            other = queries.live_output_at(session, str(target))
+            if other is None or other.photo_id == task.job.photo_id:
+                return None
+            return session.get(Photo, other.photo_id).relative_path
 
     def _record(self, task: Task, picture: Picture, result: Result, target: Path, public_sha: str | None,
                 removed: list[str], notes: list[str], seconds: float, hold: bool) -> str | None:

@@ -13,7 +13,7 @@ from PIL import Image
 from anon_plugin import albums, policies
 from anon_plugin.admin.forms import EDITABLE, READ_ONLY, PolicyForm
 from anon_plugin.store import queries
-from anon_plugin.store.tables import AuditEntry, Job, PolicyVersion
+from anon_plugin.store.tables import Album, AuditEntry, Job, PolicyVersion, utcnow
 
 
 def _album_id(store, name: str) -> int:
@@ -138,6 +138,17 @@ def test_republishing_an_album_not_shared_is_a_message_not_a_crash(signed_in, st
     club = _album_id(store, "club")
     response = signed_in.post(f"/albums/{club}/republish", follow_redirects=True)
     assert response.status_code == 200 and "is not shared; share it first" in unescape(response.text)
+
+
+def test_sharing_an_album_whose_name_another_root_shares_is_a_message_not_a_shared_album(signed_in, store, tmp_path):
+    with store() as session:  # family in a second library root (its share unmounted now), shared
+        session.add(Album(root=str(tmp_path / "nas"), name="family", shared=True, removed_at=utcnow()))
+    family = _album_id(store, "family")
+    response = signed_in.post(f"/albums/{family}/share", follow_redirects=True)
+    assert response.status_code == 200
+    assert f"{tmp_path / 'nas'}/family is shared and publishes to the same public folder" in unescape(response.text)
+    with store() as session:
+        assert session.get(Album, family).shared is False
 
 
 def test_the_command_cannot_be_set_from_the_panel(signed_in, published, store):

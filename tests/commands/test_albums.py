@@ -178,6 +178,13 @@ def test_a_name_in_two_library_roots_needs_root_slash_name(tmp_path, wild_photos
                            .join(Job, Job.photo_id == Photo.id))
     assert queued == (str(second),)
 
+    # Both would publish to public/family, each overwriting and removing the other's copies: refused.
+    clash = site.cli("albums", "share", f"{first}/family")
+    assert clash.exit_code == 1
+    assert clash.stderr == (f"anon-plugin: album 'family': {second}/family is shared and publishes to the same "
+                            "public folder; unshare it first, or rename one of the two folders\n")
+    assert site.listed()[f"{first}/family"]["shared"] is False and len(site.jobs()) == 1
+
 
 def test_unshare_asks_then_removes_the_public_copies(site):
     assert site.cli("policy", "set", "family", "method=blur", "verify=false").exit_code == 0  # fast; the method does not matter here

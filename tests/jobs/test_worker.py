@@ -377,3 +377,20 @@ def test_a_photo_that_cannot_be_read_for_now_is_tried_again_not_failed_for_good(
         states = {p.relative_path: p.state for p in session.scalars(sa.select(Photo))}
     assert states == {"a.jpg": "published", "2024/two.jpg": "published", "c.png": "published",
                       "notes.jpg": "failed", "broken.jpg": "failed"}
+
+
+def test_two_originals_whose_copies_would_share_a_name_never_overwrite_each_other(site):
+    """Under output_format = jpeg, c.png is published as c.jpg: a c.jpg beside it would overwrite
+    that copy (and take it away when deleted). The second one fails, saying why; the first stays."""
+    library, public, engine = site
+    _set_policy(engine, policies.DEFAULT.with_changes(method="blur", verify=False, output_format="jpeg"))
+    _share(library, engine)
+    _drain(Worker(engine, public, "w1"))
+    published = (public / "family" / "c.jpg").read_bytes()
+    shutil.copy(library / "family" / "a.jpg", library / "family" / "c.jpg")
+    assert _share(library, engine) == 1
+    _drain(Worker(engine, public, "w1"))
+    with session_scope(engine) as session:
+        photo = session.scalar(sa.select(Photo).where(Photo.relative_path == "c.jpg"))
+    assert (photo.state, photo.reason) == ("failed", "its public copy c.jpg is that of c.png already")
+    assert (public / "family" / "c.jpg").read_bytes() == published

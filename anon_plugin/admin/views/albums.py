@@ -61,8 +61,11 @@ def share(album_id: int) -> Response:
         if row.shared:
             flash(f"{name} is shared already.", "info")
         else:
-            queued = albums.share(s, row, seen, by=user_name())
-            flash(f"{name} is shared: {queued} photo(s) queued for publishing.", "ok")
+            try:
+                queued = albums.share(s, row, seen, by=user_name())
+                flash(f"{name} is shared: {queued} photo(s) queued for publishing.", "ok")
+            except AlbumError as exc:
+                flash(str(exc), "error")
     return redirect(url_for("albums.album", album_id=album_id))
 
 
