@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -184,6 +185,21 @@ def test_a_name_in_two_library_roots_needs_root_slash_name(tmp_path, wild_photos
     assert clash.stderr == (f"anon-plugin: album 'family': {second}/family is shared and publishes to the same "
                             "public folder; unshare it first, or rename one of the two folders\n")
     assert site.listed()[f"{first}/family"]["shared"] is False and len(site.jobs()) == 1
+
+
+def test_share_new_albums_shares_each_new_album_but_a_namesake_of_a_shared_one(tmp_path, wild_photos, clean_env,
+                                                                           caplog):
+    first, second = tmp_path / "one", tmp_path / "two"
+    for root, album in ((first, "family"), (first, "club"), (second, "family")):
+        (root / album).mkdir(parents=True)
+        shutil.copy(wild_photos[0], root / album / "a.jpg")
+    site = Site(tmp_path, [first, second])
+    site.env["ANON_SHARE_NEW_ALBUMS"] = "true"
+    assert site.cli("db", "upgrade").exit_code == 0
+    with caplog.at_level(logging.WARNING, logger="anon_plugin.albums"):
+        shared = {album: row["shared"] for album, row in site.listed().items()}
+    assert shared == {f"{first}/club": True, f"{first}/family": True, f"{second}/family": False}
+    assert f"new album family in {second} not shared: {first}/family shares that name" in caplog.text
 
 
 def test_unshare_asks_then_removes_the_public_copies(site):
