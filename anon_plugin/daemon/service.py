@@ -194,6 +194,10 @@ class Service:
                 if found is not None:
                     photos.moved(session, album, change.path, found, self.public_root)
                     log.info("%s/%s: moved to %s", change.album, change.path, change.new_path)
+                elif photos.deleted(session, album, change.path, self.public_root):
+                    # Moved on again (or away) before we looked: wherever it is now, a later event says so.
+                    log.info("%s/%s: moved to %s and gone from there; public copy removed", change.album,
+                             change.path, change.new_path)
 
     def run(self) -> None:
         """Start, serve until SIGTERM or SIGINT, then stop cleanly."""

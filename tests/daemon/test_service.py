@@ -14,6 +14,7 @@ from anon_plugin.config import load_settings
 from anon_plugin.daemon.ignore import PathFilter
 from anon_plugin.daemon.scan import scan_album
 from anon_plugin.daemon.service import Service
+from anon_plugin.daemon.watcher import Change
 from anon_plugin.store import migrate
 from anon_plugin.store.db import session_scope
 from anon_plugin.store.tables import Output, Photo
@@ -181,3 +182,15 @@ def test_photos_in_a_folder_the_rescan_cannot_read_are_not_taken_for_deleted(dae
     states = _states(service)
     assert states["trip/b.jpg"] == "published" and (public / "trip" / "b.jpg").is_file()
     assert states["a.jpg"] == "removed" and not (public / "a.jpg").exists()
+
+
+def test_a_photo_moved_twice_before_the_first_move_is_handled_keeps_no_copy_under_its_first_name(daemon):
+    album, public, service = daemon
+    _wait(service, {"a.jpg": "published"})
+    service.watcher.stop()  # the events are delivered by hand, in order, after both moves happened
+    (album / "a.jpg").rename(album / "b.jpg")
+    (album / "b.jpg").rename(album / "c.jpg")
+    service.handle(Change("moved", album.parent, "family", "a.jpg", new_path="b.jpg"))
+    service.handle(Change("moved", album.parent, "family", "b.jpg", new_path="c.jpg"))
+    _wait(service, {"a.jpg": "removed", "c.jpg": "published"})
+    assert not (public / "a.jpg").exists() and (public / "c.jpg").is_file()
