@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from .. import __version__, publish
 from ..errors import InputError, OutputError, UnreadableError
@@ -85,7 +86,7 @@ class Heartbeat:
             try:
                 with session_scope(engine) as session:
                     queue.heartbeat(session, worker, job_ids)
-            except Exception:  # the next beat tries again; three missed in a row lose the lease
+            except Exception:  # the next beat tries again; a lease runs out LEASE after the last beat that landed
                 log.warning("%s: could not renew the leases of its jobs", worker, exc_info=True)
 
     def __enter__(self) -> Heartbeat:
@@ -148,9 +149,10 @@ class Worker:
                     self._run(claimed)
                 except Exception as exc:  # the jobs still held are failed, to be retried after their backoff
                     log.exception("%s: a batch of %d job(s) failed", self.name, len(claimed))
+                    reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
                     with session_scope(self.engine) as session:
                         for job in claimed:
-                            queue.fail(session, job.job_id, self.name, f"{type(exc).__name__}: {exc}".splitlines()[0])
+                            _fail(session, job, self.name, reason)
         return len(claimed)
 
     def _run(self, claimed: list[queue.Claimed]) -> None:
@@ -220,10 +222,7 @@ class Worker:
 
     def _failed(self, task: Task, reason: str, permanent: bool = False) -> None:
         with session_scope(self.engine) as session:
-            state = queue.fail(session, task.job.job_id, self.name, reason, permanent=permanent)
-            photo = session.get(Photo, task.job.photo_id)
-            if state == "failed" and photo.state != "removed":  # a deleted original stays removed
-                photo.state, photo.reason = "failed", reason
+            state = _fail(session, task.job, self.name, reason, permanent)
         log.warning("%s/%s: failed (%s): %s", task.album, task.relative,
                     "for good" if state == "failed" else "will retry", reason)
 
@@ -348,6 +347,15 @@ class Worker:
         if hook.returncode:
             tail = (err or out).strip().splitlines()[-1:] or [""]
             log.warning("%s: after_publish exited %d: %s", task.album, hook.returncode, tail[0])
+
+
+def _fail(session: Session, job: queue.Claimed, worker: str, reason: str, permanent: bool = False) -> str:
+    """Fail the job (see ``queue.fail``); a job failed for good fails its photo too, unless it was deleted."""
+    state = queue.fail(session, job.job_id, worker, reason, permanent=permanent)
+    photo = session.get(Photo, job.photo_id)
+    if state == "failed" and photo.state != "removed":
+        photo.state, photo.reason = "failed", reason
+    return state
 
 
 class _LeaseLost(Exception):

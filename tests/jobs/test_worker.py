@@ -394,3 +394,28 @@ def test_two_originals_whose_copies_would_share_a_name_never_overwrite_each_othe
         photo = session.scalar(sa.select(Photo).where(Photo.relative_path == "c.jpg"))
     assert (photo.state, photo.reason) == ("failed", "its public copy c.jpg is that of c.png already")
     assert (public / "family" / "c.jpg").read_bytes() == published
+
+
+def test_a_batch_that_breaks_fails_its_jobs_and_their_photos_after_the_last_attempt(site, monkeypatch):
+    """An unexpected error in a batch (a bug, the store gone mid-batch) never leaves its photos pending
+    for good: the jobs are retried after their backoff, then fail, and so do their photos, with the reason."""
+    library, public, engine = site
+    _set_policy(engine, policies.DEFAULT.with_changes(method="blur", verify=False))
+    (library / "family" / "notes.jpg").unlink()
+    (library / "family" / "broken.jpg").unlink()
+    _share(library, engine)
+
+    def breaks(*args, **kwargs):
+        raise RuntimeError("something no one expected")
+
+    monkeypatch.setattr(worker_module, "read_picture", breaks)
+    worker = Worker(engine, public, "w1", max_batch=8)
+    for _ in range(queue.MAX_ATTEMPTS):
+        assert worker.run_once() == 3
+        with session_scope(engine) as session:
+            session.execute(sa.update(Job).values(not_before=None))  # the backoff has passed
+    assert worker.run_once() == 0
+    with session_scope(engine) as session:
+        photos_now = {(p.state, p.reason) for p in session.scalars(sa.select(Photo))}
+        assert queue.depth(session)["failed"] == 3
+    assert photos_now == {("failed", "RuntimeError: something no one expected")}
