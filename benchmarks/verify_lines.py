@@ -52,9 +52,10 @@ def train_lines(identities: int) -> dict[str, dict[float, float]]:
     paths, ids = train_photos(identities)
     crops, kept = [], []
     for path, identity in zip(paths, ids):
-        found = landmarks.locate(load_rgb(DATA / "celeba" / path))
+        rgb = load_rgb(DATA / "celeba" / path)
+        found = landmarks.locate(rgb)
         if found is not None:
-            crops.append(align.warp(load_rgb(DATA / "celeba" / path), found[2].matrix, align.CROP_SIZE))
+            crops.append(align.warp(rgb, found[2].matrix, align.CROP_SIZE))
             kept.append(identity)
     ids_ = np.asarray(kept)
     upper = np.triu(np.ones((len(kept), len(kept)), bool), 1)

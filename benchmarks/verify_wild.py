@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from _data import DATA, eval_photos
-from anon_plugin.inference import verify
+from anon_plugin.inference import recognition, verify
 from anon_plugin.inference.pipeline import Anonymizer
 from anon_plugin.evaluate.calibrate import CELEBA_TRAIN_THRESHOLD
 from anon_plugin.evaluate.metrics import SFACE_THRESHOLD
@@ -52,8 +52,9 @@ def main() -> None:
             reached.update(set(rungs))
             if face.similarity is None:
                 continue
-            dlib += face.similarity["dlib_distance"] < DLIB_THRESHOLD
-            sface += face.similarity["sface_cosine"] >= SFACE_THRESHOLD
+            matched = recognition.still_matched_by(face.similarity)  # SFace and dlib at their published lines
+            dlib += "dlib" in matched
+            sface += "sface" in matched
             facenet += face.similarity["facenet_cosine"] > CELEBA_TRAIN_THRESHOLD
     n = len(faces)
     print(f"{len(photos)} {args.photos} photos, {n} faces, {args.method} {args.strength}, "

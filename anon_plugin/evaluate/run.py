@@ -26,7 +26,7 @@ from .variants import VERIFIED, Strength, fill_of
 
 ORIGINAL = store.ORIGINAL
 RECOGNIZERS = ("sface", "facenet", "dlib")
-DEFAULT_ENGINE = "generate" + VERIFIED  # the default policy's engine: generate, verified
+DEFAULT_ENGINE = fill.DEFAULT_METHOD + VERIFIED  # the default policy's engine: generate, verified
 
 
 @dataclass(frozen=True)

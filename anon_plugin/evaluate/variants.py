@@ -42,11 +42,8 @@ class Strength:
     def config(self, method: str, recognizer: str, seed: int) -> AnonymizerConfig:
         """The engine's config for a row's ``method`` label (see ``fill_of``) at this strength."""
         name, verified = fill_of(method)
-        if self.is_preset:
-            return AnonymizerConfig(method=name, strength=self.label, recognizer=recognizer, seed=seed,
-                                    verify=verified)
-        return AnonymizerConfig(method=name, threshold=self.threshold, recognizer=recognizer, seed=seed,
-                                verify=verified)
+        level = {"strength": self.label} if self.is_preset else {"threshold": self.threshold}
+        return AnonymizerConfig(method=name, recognizer=recognizer, seed=seed, verify=verified, **level)
 
 
 VERIFIED = "+verify"
@@ -95,7 +92,7 @@ def _variant(result: Result, seconds: float) -> Variant:
 
 
 def render(analysis: Analysis, method: str, strength: Strength, recognizer: str, seed: int) -> Variant:
-    """The photo anonymized with ``method`` at ``strength``; seconds: mask, fill and blend only."""
+    """The photo anonymized with ``method`` at ``strength``; seconds: mask, fill, blend and verify only."""
     result = Anonymizer(strength.config(method, recognizer, seed)).render(analysis)
     return _variant(result, result.seconds["render"])
 

@@ -197,7 +197,10 @@ def _climb(record: FaceRecord, ladder: list[verify.Step]) -> tuple[FaceRecord, v
                           for n in verify.too_close(record.similarity))
         return replace(record, covered=True, error=f"{verify.GAVE_UP} after {record.steps[-1]} ({close})"), None
     step = ladder.pop(0)
-    return _masked(replace(record, steps=(*record.steps, step.name)), step.threshold), step
+    record = replace(record, steps=(*record.steps, step.name))
+    if step.threshold != record.threshold:  # a redraw keeps the face's mask
+        record = _masked(record, step.threshold)
+    return record, step
 
 
 def render_batch(

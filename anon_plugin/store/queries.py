@@ -233,8 +233,8 @@ def listed_albums(session: Session, album_id: int | None = None) -> list[Album]:
 def photo_counts(session: Session, album_id: int | None = None) -> dict[int, dict[str, int]]:
     """Per album (or for the one with ``album_id``): how many of its photos are in each state."""
     query = sa.select(Photo.album_id, Photo.state, sa.func.count()).group_by(Photo.album_id, Photo.state)
-    counts: dict[int, dict[str, int]] = {}
     query = query if album_id is None else query.where(Photo.album_id == album_id)
+    counts: dict[int, dict[str, int]] = {}
     for album, state, count in session.execute(query):
         counts.setdefault(album, {})[state] = count
     return counts
