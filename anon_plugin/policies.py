@@ -25,7 +25,7 @@ from .errors import PolicyError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-METHODS = ("blur", "pixelate", "solid", "inpaint", "generate")  # inference.fill.FILLERS
+METHODS = ("blur", "pixelate", "solid", "inpaint", "generate", "stylegan")  # inference.fill.FILLERS
 STRENGTHS = ("small", "medium", "large")  # inference.mask.STRENGTHS
 RECOGNIZERS = ("sface", "facenet", "ensemble")  # inference.registry.SALIENCY
 METADATA = ("strip-identifying", "strip-all")

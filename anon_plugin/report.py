@@ -26,6 +26,7 @@ def _face(face: FaceRecord) -> dict:
         "covered": face.covered,
         "error": face.error,
         "similarity": None if face.similarity is None else {k: round(v, 4) for k, v in face.similarity.items()},
+        "quality": face.quality_json(),
         "still_matched_by": None if face.similarity is None else still_matched_by(face.similarity),
         "seconds": {k: round(v, 4) for k, v in face.seconds.items()},
     }

@@ -451,7 +451,7 @@ def test_anonymize_verifies_by_default_and_no_verify_turns_it_off(tmp_path, phot
     assert face["covered"] or not verify.too_close(face["similarity"])
 
     # A fill that gives back the original crop: verified, the face climbs the whole ladder and is covered.
-    monkeypatch.setattr(fill, "fill_many", lambda method, crops, *args: crops.copy())
+    monkeypatch.setattr(fill, "fill_many", lambda method, crops, *args: (crops.copy(), [{}] * len(crops)))
     result = run("anonymize", photos[PHOTO], "-o", tmp_path / "b", "-m", "generate", "--report", tmp_path / "b.json")
     (face,) = faces(tmp_path / "b.json")
     assert result.exit_code == 1 and summary(result) == (1, 1, 1, 0, 0)

@@ -12,7 +12,7 @@ from typing import Any
 COLUMNS = ("photo_id", "album", "original", "sha256", "state", "reason", "output_id", "status", "created_at",
            "public_path", "public_sha256", "policy_version", "method", "strength", "threshold_setting",
            "device", "engine_version", "seconds", "removed_tags", "notes", "face", "box", "score",
-           "threshold", "mask_area", "steps", "similarity", "covered", "error")
+           "threshold", "mask_area", "steps", "similarity", "quality", "covered", "error")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -47,7 +47,8 @@ def rows(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
         for face in output["faces"]:
             yield {**made, "face": face["index"], "box": face["box"], "score": face["score"],
                    "threshold": face["threshold"], "mask_area": face["mask_area"], "steps": face.get("steps"),
-                   "similarity": face.get("similarity"), "covered": face["covered"], "error": face["error"]}
+                   "similarity": face.get("similarity"), "quality": face.get("quality"), "covered": face["covered"],
+                   "error": face["error"]}
 
 
 def to_csv(records: Iterable[dict[str, Any]]) -> str:

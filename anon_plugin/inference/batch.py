@@ -22,9 +22,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from . import align, blend, detect, fill, landmarks, mask, recognition, saliency, verify
@@ -143,33 +144,68 @@ def _masked(record: FaceRecord, threshold: float) -> FaceRecord:
     return replace(record, **found, seconds=seconds)
 
 
-def _fill(faces: list[list[FaceRecord]], todo: list[Slot], method: Callable[[Slot], str],
-          first: Callable[[Slot], int], filled: dict[Slot, np.ndarray], device: str, per_pass: int) -> None:
-    """Fill the faces at ``todo`` (each with its method, from the generator's ``first`` identity) into ``filled``."""
-    for _, chunk in _chunks(todo, lambda s: f"{method(s)}:{first(s)}", per_pass):
+@dataclass(frozen=True)
+class Patch:
+    """A filled face ready to paste: the crop, its hole and the photo -> crop matrix, at the size it was filled."""
+
+    crop: np.ndarray
+    hole: np.ndarray
+    matrix: np.ndarray
+    interpolation: int = cv2.INTER_LINEAR
+
+
+def _native(image: np.ndarray, record: FaceRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The face's crop, hole, matrix and 68 points at its own resolution (``fill.native_size``)."""
+    size = fill.native_size(align.Alignment(record.alignment).scale)
+    zoom = size / align.CROP_SIZE
+    matrix = record.alignment * zoom
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    hole = record.hole_mask if size == align.CROP_SIZE else cv2.resize(
+        record.hole_mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
+    return crop, hole, matrix, align.transform(matrix, record.landmarks)
+
+
+def _fill(faces: list[list[FaceRecord]], images: Sequence[np.ndarray], todo: list[Slot],
+          method: Callable[[Slot], str], first: Callable[[Slot], int], filled: dict[Slot, Patch], device: str,
+          per_pass: int, candidates: Callable[[Slot], int]) -> None:
+    """Fill the faces at ``todo`` (each with its method, from the generator's ``first`` identity) into ``filled``;
+    a method of ``fill.NATIVE`` gets each face at its own resolution, one face per pass when sizes differ."""
+    def key(s: Slot) -> str:
+        size = fill.native_size(align.Alignment(faces[s[0]][s[1]].alignment).scale) if method(s) in fill.NATIVE else 0
+        return f"{method(s)}:{first(s)}:{size}"
+
+    for _, chunk in _chunks(todo, key, per_pass):
         def fill_faces(records: list[FaceRecord], chunk: list[Slot] = chunk) -> list[dict]:
-            crops = np.stack([r.crop for r in records])
-            out = fill.fill_many(method(chunk[0]), crops, np.stack([r.hole_mask for r in records]),
-                                 [r.seed for r in records], device, first(chunk[0]))
+            name = method(chunk[0])
+            if name in fill.NATIVE:
+                crops, holes, matrices, points = (np.stack(x) for x in zip(*(
+                    _native(images[p], r) for (p, _), r in zip(chunk, records))))
+            else:
+                crops, holes = np.stack([r.crop for r in records]), np.stack([r.hole_mask for r in records])
+                matrices, points = np.stack([r.alignment for r in records]), None
+            out, quality = fill.fill_many(name, crops, holes, [r.seed for r in records], device, first(chunk[0]),
+                                          points, candidates(chunk[0]), [r.landmark_source == "dlib" for r in records])
             if out.shape != crops.shape or out.dtype != np.uint8:
                 raise StageError("fill", f"the filler returned {out.shape} {out.dtype}")
-            filled.update(zip(chunk, out))
-            return [{}] * len(records)
+            resample = cv2.INTER_CUBIC if name in fill.NATIVE else cv2.INTER_LINEAR
+            filled.update((slot, Patch(o, h, m, resample)) for slot, o, h, m in zip(chunk, out, holes, matrices))
+            return [dict(quality=q or None, method=q.get("fallback", name)) for q in quality]
 
         _run_on_faces(faces, chunk, "fill", fill_faces)
 
 
-def _compose(original: np.ndarray, photo: list[FaceRecord], filled: list[np.ndarray | None]) -> np.ndarray:
+def _compose(original: np.ndarray, photo: list[FaceRecord], filled: list[Patch | None]) -> np.ndarray:
     """The original with every filled face pasted back and every covered face pixelated.
 
     A face whose paste fails is covered instead (its record in ``photo`` is replaced).
     """
     out = original.copy()  # one copy per composition; every face is then pasted into it
-    for index, (record, crop) in enumerate(zip(photo, filled)):
-        if not record.covered and crop is not None:
+    for index, (record, patch) in enumerate(zip(photo, filled)):
+        if not record.covered and patch is not None:
             try:
                 with _stage("blend", record.seconds):
-                    blend.paste_back(out, crop, record.hole_mask, record.alignment, in_place=True)
+                    blend.paste_back(out, patch.crop, patch.hole, patch.matrix, in_place=True,
+                                     interpolation=patch.interpolation)
             except StageError as exc:
                 photo[index] = record = replace(record, covered=True, error=str(exc))
         if record.covered:
@@ -197,7 +233,7 @@ def _climb(record: FaceRecord, ladder: list[verify.Step]) -> tuple[FaceRecord, v
                           for n in verify.too_close(record.similarity))
         return replace(record, covered=True, error=f"{verify.GAVE_UP} after {record.steps[-1]} ({close})"), None
     step = ladder.pop(0)
-    record = replace(record, steps=(*record.steps, step.name))
+    record = replace(record, steps=(*record.steps, step.name), method=step.method or record.method)
     if step.threshold != record.threshold:  # a redraw keeps the face's mask
         record = _masked(record, step.threshold)
     return record, step
@@ -218,9 +254,17 @@ def render_batch(
             photo.append(record if record.covered else _masked(record, threshold))
         faces.append(photo)
     per_pass = faces_per_pass(device, max_batch)
-    filled: dict[Slot, np.ndarray] = {}
+    filled: dict[Slot, Patch] = {}
+    originals = [a.image for a in analyses]
     todo = [(p, f) for p, photo in enumerate(faces) for f, r in enumerate(photo) if not r.covered]
-    _fill(faces, todo, lambda s: configs[s[0]].method, lambda s: 0, filled, device, per_pass)
+
+    def candidates(s: Slot) -> int:
+        return configs[s[0]].candidates
+
+    def method(s: Slot) -> str:  # the policy's, or the one a fallback put on the face
+        return faces[s[0]][s[1]].method
+
+    _fill(faces, originals, todo, method, lambda s: 0, filled, device, per_pass, candidates)
 
     def compose(p: int) -> np.ndarray:
         return _compose(analyses[p].image, faces[p], [filled.get((p, f)) for f in range(len(faces[p]))])
@@ -241,7 +285,7 @@ def render_batch(
             if faces[p][f].covered or (p, f) in steps:
                 changed.add(p)
         todo = list(steps)
-        _fill(faces, todo, lambda s: configs[s[0]].method, lambda s: steps[s].first, filled, device, per_pass)
+        _fill(faces, originals, todo, method, lambda s: steps[s].first, filled, device, per_pass, candidates)
         for p in sorted(changed):
             images[p] = compose(p)
         todo = [(p, f) for p, f in todo if not faces[p][f].covered]

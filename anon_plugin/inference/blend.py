@@ -27,12 +27,15 @@ def _window(image_shape: tuple[int, ...], corners: np.ndarray, pad: int) -> tupl
 
 
 def paste_back(
-    image: np.ndarray, filled: np.ndarray, hole: np.ndarray, matrix: np.ndarray, in_place: bool = False
+    image: np.ndarray, filled: np.ndarray, hole: np.ndarray, matrix: np.ndarray, in_place: bool = False,
+    interpolation: int = cv2.INTER_LINEAR,
 ) -> np.ndarray:
     """A copy of ``image`` (H, W, 3) uint8 with ``filled`` (S, S, 3) composited under ``hole`` (S, S).
 
     ``matrix`` (2, 3) maps the photo to the crop. Only a window around the
     face is touched (``in_place``: in ``image`` itself, which is returned).
+    ``interpolation`` resamples the fill (a fill at the face's own resolution keeps its detail
+    through ``cv2.INTER_CUBIC``).
     """
     out = image if in_place else image.copy()
     if not hole.any():
@@ -48,7 +51,7 @@ def paste_back(
         return out
     into_window = compose(np.array([[1.0, 0, -x0], [0, 1.0, -y0]]), to_photo)
     size = (x1 - x0, y1 - y0)
-    fill = cv2.warpAffine(filled, into_window, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    fill = cv2.warpAffine(filled, into_window, size, flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
     alpha = cv2.warpAffine(hole.astype(np.float32), into_window, size, flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     # Grow by one sigma first so that the hole's own edge is mostly replaced;

@@ -5,6 +5,11 @@
 ``crop`` is the canonical face crop, RGB uint8 (S, S, 3); ``hole_mask`` bool
 (S, S), True = regenerate. The result has the crop's shape and dtype; only
 its pixels under the hole are used. Methods are looked up by name in FILLERS.
+
+``fill_many`` fills N faces at once and returns each face's scores beside the
+crops (empty but for ``stylegan``). The methods of ``NATIVE`` are handed the
+crop at the face's own resolution (S up to 1024, ``native_size``) and its 68
+points; the others the canonical 256 px crop.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from itertools import islice
 
 import cv2
 import numpy as np
+
+from . import prior_fill
+from .align import CROP_SIZE
 
 Filler = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
@@ -54,6 +62,7 @@ def inpaint(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
 # starts at cosine 0.363, so a candidate must stay clearly below it.
 VERIFY_COSINE = 0.3
 VERIFY_CANDIDATES = 4
+MAX_CANDIDATES = 16  # the stylegan fill's candidates per round (AnonymizerConfig.candidates) at most
 
 
 def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -121,23 +130,97 @@ def generate_many(
     return best
 
 
+def stylegan(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The face prior (``prior_fill``): the hole becomes the matching part of a photo of nobody.
+
+    One face of ``fill_many``, on the CPU, its landmarks found on the crop itself.
+    """
+    points = _crop_landmarks(crop)
+    return prior_fill.stylegan_many(crop[None], hole[None], points[None], [seed])[0][0]
+
+
+def _crop_landmarks(crop: np.ndarray) -> np.ndarray:
+    """68 points of the face an aligned crop is centred on (the median face where dlib loses it)."""
+    from . import landmarks
+    from .align import CROP_TEMPLATE
+    from .detect import Detection
+    from ..errors import StageError
+
+    scale = crop.shape[0] / CROP_SIZE
+    eyes = CROP_TEMPLATE * scale
+    box = np.array([0.2, 0.2, 0.8, 0.9]) * crop.shape[0]
+    try:
+        return landmarks.landmarks68(crop, Detection(box, eyes, 1.0))
+    except StageError:
+        return landmarks.mean_face() * scale
+
+
+FALLBACK = "generate"  # what fills a face the prior cannot serve (prior_fill.unserved)
+
+
+def _stylegan_or_fallback(
+    crops: np.ndarray, holes: np.ndarray, points: np.ndarray | None, seeds: Sequence[int], device: str, first: int,
+    candidates: int, found_by_dlib: list[bool],
+) -> tuple[np.ndarray, list[dict]]:
+    """The prior's fill where it can serve the face, ``FALLBACK`` (at the canonical size) where it cannot,
+    its reason recorded in the face's scores."""
+    if points is None:
+        points = np.stack([_crop_landmarks(c) for c in crops])
+    goals = prior_fill.target_traits(crops, points)
+    reasons = prior_fill.unserved(goals, found_by_dlib)
+    out, quality = crops.copy(), [{} for _ in crops]
+    ok = np.array([r is None for r in reasons])
+    if ok.any():
+        out[ok], found = prior_fill.stylegan_many(crops[ok], holes[ok], points[ok], [s for s, k in zip(seeds, ok) if k],
+                                                  device, first, candidates, goals[ok])
+        for i, q in zip(np.flatnonzero(ok), found):
+            quality[i] = q
+    if not ok.all():
+        size = crops.shape[1]
+        rest = np.flatnonzero(~ok)
+        small = np.stack([cv2.resize(crops[i], (CROP_SIZE,) * 2, interpolation=cv2.INTER_AREA) for i in rest])
+        small_holes = np.stack([cv2.resize(holes[i].astype(np.uint8), (CROP_SIZE,) * 2,
+                                           interpolation=cv2.INTER_NEAREST) > 0 for i in rest])
+        filled = generate_many(small, small_holes, [seeds[i] for i in rest], device, first)
+        for i, f in zip(rest, filled):
+            out[i] = f if size == CROP_SIZE else cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC)
+            quality[i] = {"fallback": FALLBACK, "reason": reasons[i]}
+    return out, quality
+
+
 FILLERS: dict[str, Filler] = {
     "blur": blur, "pixelate": pixelate, "solid": solid, "inpaint": inpaint, "generate": generate,
+    "stylegan": stylegan,
 }
 DEFAULT_METHOD = "generate"  # the default policy's (policies.Policy.method)
+NATIVE = frozenset({"stylegan"})  # methods filled at the face's own resolution, with its landmarks
+NATIVE_MAX = 1024  # the face prior's own size: a crop is never made larger
+
+
+def native_size(scale: float) -> int:
+    """The crop size at which a face whose canonical crop has ``scale`` crop px per photo px keeps its
+    own detail: CROP_SIZE, or larger (a multiple of 32, at most NATIVE_MAX) for a face bigger than that."""
+    return int(min(NATIVE_MAX, max(CROP_SIZE, 32 * np.ceil(CROP_SIZE / max(scale, 1e-6) / 32))))
 
 
 def fill_many(
-    name: str, crops: np.ndarray, holes: np.ndarray, seeds: Sequence[int], device: str = "cpu", first: int = 0
-) -> np.ndarray:
-    """Fill N faces with method ``name``: the generator in one batch on ``device``, the others one by one.
+    name: str, crops: np.ndarray, holes: np.ndarray, seeds: Sequence[int], device: str = "cpu", first: int = 0,
+    points: np.ndarray | None = None, candidates: int = 1, found_by_dlib: Sequence[bool] | None = None,
+) -> tuple[np.ndarray, list[dict]]:
+    """Fill N faces with method ``name``: the networks in one batch on ``device``, the others one by one.
 
-    ``first``: the generator's first identity per seed (see ``generate_many``); the other methods ignore it.
+    ``first``: the generator's or prior's first identity per seed (see ``generate_many``); ``points``
+    (N, 68, 2) in the crops, ``candidates`` and ``found_by_dlib`` (were the points found, or placed from
+    the median face) serve ``stylegan``. The other methods ignore them.
+    Returns the filled crops and each face's scores.
     """
     if name == "generate":
-        return generate_many(crops, holes, seeds, device, first)
+        return generate_many(crops, holes, seeds, device, first), [{} for _ in crops]
+    if name == "stylegan":
+        trusted = [True] * len(crops) if found_by_dlib is None else list(found_by_dlib)
+        return _stylegan_or_fallback(crops, holes, points, seeds, device, first, candidates, trusted)
     fill = filler(name)
-    return np.stack([fill(c, h, s) for c, h, s in zip(crops, holes, seeds)])
+    return np.stack([fill(c, h, s) for c, h, s in zip(crops, holes, seeds)]), [{} for _ in crops]
 
 
 def filler(name: str) -> Filler:

@@ -63,7 +63,7 @@ def five_points(points68: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _mean_face() -> np.ndarray:
+def mean_face() -> np.ndarray:
     """(68, 2) median shape in the canonical crop (from CelebA train photos)."""
     return np.loadtxt(resources.files(__package__).joinpath("data/mean_face68.txt"))
 
@@ -73,7 +73,7 @@ def face_landmarks(image: np.ndarray, face: Detection) -> tuple[np.ndarray, str]
     try:
         return landmarks68(image, face), "dlib"
     except StageError:
-        return transform(invert(align(face.points).matrix), _mean_face()), "mean face"
+        return transform(invert(align(face.points).matrix), mean_face()), "mean face"
 
 
 def locate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -20,10 +21,13 @@ class AnonymizerConfig:
     max_detect_side: int = 2048
     verify: bool = True  # check each face with SFace and FaceNet and climb the ladder while it is too close
     measure: bool = False  # also compare original and anonymized faces with every recognizer
+    candidates: int = 1  # faces the stylegan fill draws per round, the most realistic passing one wins
 
     def __post_init__(self):
         fill.filler(self.method)
         mask.threshold_for(self.strength, self.threshold)
+        if not 1 <= self.candidates <= fill.MAX_CANDIDATES:
+            raise ValueError(f"candidates must be 1 to {fill.MAX_CANDIDATES}, not {self.candidates}")
         if self.recognizer not in registry.SALIENCY:
             raise ValueError(f"unknown recognizer {self.recognizer!r}; choose from {', '.join(registry.SALIENCY)}")
 
@@ -48,8 +52,16 @@ class FaceRecord:
     covered: bool = False  # fail closed: the box was pixelated instead
     error: str | None = None
     similarity: dict[str, float] | None = None  # original vs anonymized, per recognizer
+    quality: dict[str, Any] | None = None  # the fill's own scores of the kept candidate, or its fallback (stylegan)
     steps: tuple[str, ...] = ()  # the fill, then the ladder's steps that ran: "redraw", "strength:large", ...
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+    def quality_json(self) -> dict[str, Any] | None:
+        """``quality`` as JSON values (numpy numbers become rounded floats), None when empty."""
+        if not self.quality:
+            return None
+        return {k: v if isinstance(v, str) else round(float(v), 4) for k, v in self.quality.items()}
 
 
 @dataclass(frozen=True)

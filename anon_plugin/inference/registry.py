@@ -14,7 +14,7 @@ import functools
 import importlib
 import importlib.util
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ class ModelSpec:
     terms: str
     input: str  # what the model expects
     package: str | None = None  # import name of the package that ships the file
+    # Further files the model reads beside ``file`` (a graph and its weights): path -> {bytes, sha256}.
+    also: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # "module:function" inside anon_plugin.inference.networks, called with the verified file's path.
@@ -47,6 +49,8 @@ LOADERS = {
     "dlib_resnet": "dlib_models:load_face_recognizer",
     "generator": "generator:load",
     "attributes": "attributes:load",
+    "stylegan": "stylegan:load",
+    "stylegan_directions": "stylegan:load_directions",
 }
 
 
@@ -103,18 +107,27 @@ def model_path(name: str) -> Path:
     return path
 
 
-@functools.cache
-def verified_path(name: str) -> Path:
-    """The model's file after checking its size and sha256 against the manifest (once per process)."""
-    s, path = spec(name), model_path(name)
+def _check(name: str, path: Path, expected_bytes: int, expected_sha256: str) -> None:
+    if not path.is_file():
+        raise ModelError(f"model {name!r}: {path} is missing; reinstall its package")
     size = path.stat().st_size
-    if size != s.bytes:
-        raise ModelError(f"model {name!r}: {path} has {size:,} bytes, the manifest says {s.bytes:,}; "
+    if size != expected_bytes:
+        raise ModelError(f"model {name!r}: {path} has {size:,} bytes, the manifest says {expected_bytes:,}; "
                          "reinstall anon-plugin")
     actual = sha256(path)
-    if actual != s.sha256:
-        raise ModelError(f"model {name!r}: {path} has sha256 {actual}, the manifest says {s.sha256}; "
+    if actual != expected_sha256:
+        raise ModelError(f"model {name!r}: {path} has sha256 {actual}, the manifest says {expected_sha256}; "
                          "reinstall anon-plugin")
+
+
+@functools.cache
+def verified_path(name: str) -> Path:
+    """The model's file after checking its size and sha256, and those of its ``also`` files, against the
+    manifest (once per process)."""
+    s, path = spec(name), model_path(name)
+    _check(name, path, s.bytes, s.sha256)
+    for other, expected in s.also.items():
+        _check(name, path.parents[len(Path(s.file).parts) - 1] / other, expected["bytes"], expected["sha256"])
     return path
 
 

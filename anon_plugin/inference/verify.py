@@ -24,25 +24,42 @@ from . import fill, mask, recognition
 # stricter than the same-person lines (SFace 0.363, FaceNet 0.5592 at 0.1% FAR).
 LINES = {"sface": 0.320, "facenet": 0.443}
 
-REDRAWN = ("generate",)  # methods that can draw another person; a classical fill gives one answer
-RUNGS = ("fill", "redraw", "strength", "region", "covered")
+# Methods that can draw another person (a classical fill gives one answer), and the first identity
+# per seed a redraw starts from: past every candidate the first fill can have drawn.
+REDRAWN = {"generate": fill.VERIFY_CANDIDATES, "stylegan": fill.MAX_CANDIDATES}
+RUNGS = ("fill", "redraw", "strength", "region", "fallback", "covered")
 GAVE_UP = "verify: still too close"  # how the error of a face covered past the ladder's last step starts
 
 
 @dataclass(frozen=True)
 class Step:
-    """One rung of the ladder: fill again with this mask and these candidates."""
+    """One rung of the ladder: fill again with this mask and these candidates (and this method, if set)."""
 
     name: str  # as recorded in FaceRecord.steps
     threshold: float  # the mask's attention threshold; 0 is the whole eyebrow-to-chin region
     first: int = 0  # the generator's first identity per seed (fill.generate_many)
+    method: str | None = None  # another method from this step on (the face prior's fallback)
+
+
+# A face the prior's natural fill leaves too close after its own steps is filled by the trained
+# generator (the de-identifying fill), from the policy's mask up, before it is ever covered.
+FALLBACK = "generate"
 
 
 def ladder(method: str, threshold: float) -> tuple[Step, ...]:
-    """The steps after a first fill by ``method`` at ``threshold``, in the order they are tried."""
+    """The steps after a first fill by ``method`` at ``threshold``, in the order they are tried.
+
+    ``stylegan``: another person, then the whole region (a whole natural face reads better than a
+    larger patchwork); then ``FALLBACK``'s own fill at ``threshold`` and its ladder."""
+    if method == "stylegan":
+        own = [Step("redraw", threshold, first=REDRAWN[method])]
+        if threshold > 0:
+            own.append(Step("region", 0.0))
+        return (*own, Step(f"fallback:{FALLBACK}", threshold, method=FALLBACK),
+                *(Step(s.name, s.threshold, s.first, FALLBACK) for s in ladder(FALLBACK, threshold)))
     steps = []
     if method in REDRAWN:
-        steps.append(Step("redraw", threshold, first=fill.VERIFY_CANDIDATES))
+        steps.append(Step("redraw", threshold, first=REDRAWN[method]))
     larger = [(t, name) for name, t in mask.STRENGTHS.items() if t < threshold]
     if larger:
         t, name = max(larger)

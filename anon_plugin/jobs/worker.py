@@ -103,6 +103,8 @@ def models_for(policy: Policy) -> list[str]:
     names = ["yunet", "dlib68", *(("sface", "facenet") if policy.recognizer == "ensemble" else (policy.recognizer,))]
     if policy.method == "generate":
         names += ["generator", "sface"]
+    if policy.method == "stylegan":  # the prior, its directions and the traits it matches; generate is its fallback
+        names += ["stylegan", "stylegan_directions", "attributes", "generator", "sface"]
     if policy.verify:
         names += ["sface", "facenet"]
     return sorted(set(names))
@@ -366,6 +368,7 @@ def _faces(output_id: int, result: Result) -> list[Face]:
     return [
         Face(output_id=output_id, index=i, box=[round(float(v), 1) for v in f.box], score=f.detection_score,
              threshold=f.threshold, mask_area=f.mask_area, method=f.method or "", seed=f.seed or 0,
-             similarity=f.similarity, steps=list(f.steps), covered=f.covered, error=f.error)
+             similarity=f.similarity, steps=list(f.steps), quality=f.quality_json(), covered=f.covered,
+             error=f.error)
         for i, f in enumerate(result.faces)
     ]

@@ -184,7 +184,9 @@ class Face(Base):
     """One detected face of an output and what was done to it (``covered``: pixelated after
     a stage failed or verification gave up, with ``error`` saying why). ``steps``: the fill,
     then the verification ladder's steps that ran (None for rows older than 0004);
-    ``similarity``: the final SFace and FaceNet cosines to the original when verified."""
+    ``similarity``: the final SFace and FaceNet cosines to the original when verified;
+    ``quality``: the stylegan fill's scores of the candidate it kept, or why it fell back (None
+    for other methods and for rows older than 0005)."""
 
     __tablename__ = "faces"
     __table_args__ = (sa.UniqueConstraint("output_id", "index"),)
@@ -200,6 +202,7 @@ class Face(Base):
     seed: Mapped[int]
     similarity: Mapped[dict[str, float] | None] = mapped_column(sa.JSON)
     steps: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     covered: Mapped[bool]
     error: Mapped[str | None] = mapped_column(sa.Text)
 

@@ -47,9 +47,9 @@ def unchanged(monkeypatch):
     """A fill that gives back the original crop: the face never changes. Records each call's ``first``."""
     calls = []
 
-    def same(method, crops, holes, seeds, device="cpu", first=0):
+    def same(method, crops, holes, seeds, device="cpu", first=0, *rest):
         calls.append((method, first, [int(h.sum()) for h in holes]))
-        return crops.copy()
+        return crops.copy(), [{}] * len(crops)
 
     monkeypatch.setattr(fill, "fill_many", same)
     return calls

@@ -211,7 +211,7 @@ def test_a_face_still_too_close_climbs_the_ladder_and_the_faces_table_keeps_its_
     """A fill that gives back the original crop hides no one: every face climbs its whole ladder. Under
     ``hold`` the photos are held back; verify=false publishes what the fill gave, with no step beyond it."""
     library, public, engine = site
-    monkeypatch.setattr(fill, "fill_many", lambda method, crops, *args: crops.copy())
+    monkeypatch.setattr(fill, "fill_many", lambda method, crops, *args: (crops.copy(), [{}] * len(crops)))
     _set_policy(engine, policies.DEFAULT.with_changes(on_face_failure="hold"))
     _share(library, engine)
     _drain(Worker(engine, public, "w1"))

@@ -63,7 +63,7 @@ def _all_rows(url: str, names: tuple[str, ...], columns: dict[str, set[str]] | N
 def test_upgrade_head_on_an_empty_database_equals_the_tables(sqlite_url):
     assert migrate.current(sqlite_url).revision is None
     state = migrate.upgrade(sqlite_url)
-    assert state.at_head and state.revision == migrate.head() == "0004"
+    assert state.at_head and state.revision == migrate.head() == "0005"
     assert _tables(sqlite_url) == {*CORE, *ADMIN, "alembic_version"}
     assert _differences(sqlite_url) == []
 
@@ -121,7 +121,9 @@ def test_rows_written_at_0001_survive_the_upgrade_to_head(sqlite_url):
     migrate.upgrade(sqlite_url)
     assert _all_rows(sqlite_url, CORE, columns) == before
     assert before["albums"][0].created_at == dt.datetime(2026, 5, 17, 7, 30, tzinfo=dt.UTC)
-    assert [face.steps for face in _all_rows(sqlite_url, ("faces",))["faces"]] == [None]  # added by 0004
+    faces = _all_rows(sqlite_url, ("faces",))["faces"]
+    assert [face.steps for face in faces] == [None]  # added by 0004
+    assert [face.quality for face in faces] == [None]  # added by 0005
 
 
 def test_a_database_from_a_newer_version_is_refused(sqlite_url):
@@ -151,7 +153,8 @@ def test_an_unreachable_database_is_a_store_error(tmp_path):
 def test_script_location_is_the_checkouts_migrations_folder():
     assert migrate.script_location() == Path(__file__).resolve().parents[2] / "migrations"
     assert {p.name for p in (migrate.script_location() / "versions").glob("0*.py")} == {
-        "0001_publishing_core.py", "0002_admin.py", "0003_photo_hash_later.py", "0004_face_steps.py"}
+        "0001_publishing_core.py", "0002_admin.py", "0003_photo_hash_later.py", "0004_face_steps.py",
+        "0005_face_quality.py"}
 
 
 def test_db_command_upgrades_current_and_downgrades(tmp_path):
@@ -162,9 +165,9 @@ def test_db_command_upgrades_current_and_downgrades(tmp_path):
     database = tmp_path / "data" / "anon_plugin.db"
     assert database.is_file()
     assert migrate.current(f"sqlite:///{database}").at_head
-    assert "at 0004 (head)" in result.stderr
+    assert "at 0005 (head)" in result.stderr
     result = runner.invoke(main, ["db", "current"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "0004 (head)\n")
+    assert (result.exit_code, result.stdout) == (0, "0005 (head)\n")
     result = runner.invoke(main, ["db", "downgrade", "0001"], env=env)
     assert result.exit_code == 0 and _tables(f"sqlite:///{database}") == {*CORE, "alembic_version"}
 
