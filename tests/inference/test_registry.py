@@ -11,7 +11,7 @@ def test_every_model_is_in_the_manifest_and_verifies():
     assert set(specs) == set(registry.LOADERS)
     for name, spec in specs.items():
         path = registry.verified_path(name)
-        assert path.stat().st_size == spec.bytes > 100_000, name
+        assert path.stat().st_size == spec.bytes > 10_000, name  # the smallest: stylegan_directions, 17 KB
         assert spec.terms and spec.trained_on and spec.input and len(spec.sha256) == 64, name
 
 
