@@ -178,7 +178,7 @@ def _stylegan_or_fallback(
     if not ok.all():
         size = crops.shape[1]
         rest = np.flatnonzero(~ok)
-        small = np.stack([cv2.resize(crops[i], (CROP_SIZE,) * 2, interpolation=cv2.INTER_AREA) for i in rest])
+        small = prior_fill.canonical(crops[rest])
         small_holes = np.stack([cv2.resize(holes[i].astype(np.uint8), (CROP_SIZE,) * 2,
                                            interpolation=cv2.INTER_NEAREST) > 0 for i in rest])
         filled = generate_many(small, small_holes, [seeds[i] for i in rest], device, first)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -58,7 +57,7 @@ GRAIN_SEED = 0
 FADE = 1 / 40  # of the crop size: how deep inside the hole's edge the new face is fully in
 YAW_LIMIT = 0.35  # the prior's samples turn at most about 0.31 (yaw of traits.geometry)
 WARP_FOLLOW = 0.0  # how far the local warp follows the target's landmarks (1: exactly; its geometry is identity)
-BANK_SEED_OFFSET = 7_919  # the pipeline's seeds and the bank's never draw the same z
+BANK_SEED_OFFSET = 7_919  # keeps the pipeline's draws apart from the bank's first samples
 
 
 def seed_latent(seed: int, index: int) -> np.ndarray:
@@ -115,8 +114,9 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
 
 
-def _smooth(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
-    """Weighted Gaussian average (normalized convolution) of (H, W, C) ``values``."""
+def _smooth(values: np.ndarray, weights: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Numerator and denominator of the weighted Gaussian average (normalized convolution) of (H, W, C)
+    ``values``: their ratio is the average, kept apart so that callers can add a prior."""
     num = cv2.GaussianBlur(values * weights[..., None], (0, 0), sigma)
     den = cv2.GaussianBlur(weights, (0, 0), sigma)[..., None]
     return num, den
@@ -267,9 +267,14 @@ def synthesize(ws: np.ndarray, device: str) -> list[tuple[np.ndarray, np.ndarray
 
 def target_traits(crops: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Traits of the faces to replace, read at the canonical crop size."""
-    size = crops.shape[1]
-    small = np.stack([cv2.resize(c, (align.CROP_SIZE,) * 2, interpolation=cv2.INTER_AREA) for c in crops])
-    return traits.measure(small, points * (align.CROP_SIZE / size))
+    return traits.measure(canonical(crops), points * (align.CROP_SIZE / crops.shape[1]))
+
+
+def canonical(crops: np.ndarray) -> np.ndarray:
+    """Crops of any size (N, S, S, 3) area-reduced to the canonical CROP_SIZE (what the recognizers read)."""
+    if crops.shape[1] == align.CROP_SIZE:
+        return crops
+    return np.stack([cv2.resize(c, (align.CROP_SIZE,) * 2, interpolation=cv2.INTER_AREA) for c in crops])
 
 
 def match_detail(face: np.ndarray, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -331,9 +336,7 @@ def stylegan_many(
     prior = registry.load("stylegan", device)
     directions = _directions()
     goals = target_traits(crops, points) if goals is None else goals
-    small = lambda batch: np.stack([cv2.resize(c, (align.CROP_SIZE,) * 2, interpolation=cv2.INTER_AREA)  # noqa: E731
-                                    for c in batch])
-    sources = embed(small(crops), "sface", device)
+    sources = embed(canonical(crops), "sface", device)
     best = crops.copy()
     chosen: list[dict[str, Any]] = [{} for _ in crops]
     best_key = [(-np.inf, -np.inf)] * len(crops)
@@ -353,7 +356,7 @@ def stylegan_many(
             lit = match_light(face, crops[i], holes[i], points[i])
             composed[i] = compose(match_detail(lit, crops[i], holes[i]), crops[i], holes[i])
             ok[i] = True
-        cosines = (embed(small(composed), "sface", device) * sources).sum(1)
+        cosines = (embed(canonical(composed), "sface", device) * sources).sum(1)
         for i in np.flatnonzero(ok):
             s = scores(composed[i], crops[i], holes[i], points[i])
             key = (float(cosines[i] < VERIFY_COSINE), realism(s) if cosines[i] < VERIFY_COSINE else -cosines[i])

@@ -51,6 +51,7 @@ LOADERS = {
     "attributes": "attributes:load",
     "stylegan": "stylegan:load",
     "stylegan_directions": "stylegan:load_directions",
+    "stylegan_bank": "stylegan:load_bank",
 }
 
 

@@ -131,3 +131,13 @@ def load_directions(path: Path) -> Directions:
     except Exception as exc:
         raise ModelError(f"cannot read the face prior's directions {path.name}: {exc}") from None
     return Directions(names, t["matrix"], t["intercept"], t["low"], t["high"], t["weight"])
+
+
+def load_bank(path: Path) -> dict[str, np.ndarray]:
+    """The measured bank the directions were fitted on (``training.face_bank``): w, traits, landmarks, found."""
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:
+        raise ModelError(f"cannot read the face prior's bank {path.name}: {exc}") from None
