@@ -104,7 +104,7 @@ def test_set_on_an_album_never_seen_before_keeps_the_default_as_version_1(site):
                                   "got '0'"),
     # A good change beside a bad one: nothing is saved.
     (["strength=large", "metadata=strip-all", "method=sharpie"],
-     "'method=sharpie': method must be one of blur, pixelate, solid, inpaint, generate, got 'sharpie'"),
+     "'method=sharpie': method must be one of blur, pixelate, solid, inpaint, generate, stylegan, got 'sharpie'"),
     (["strength=large", "strength=small"], "'strength=small': strength is set twice"),
 ])
 def test_a_bad_assignment_fails_in_one_line_and_changes_nothing(site, assignments, message):
