@@ -52,6 +52,7 @@ LOADERS = {
     "stylegan": "stylegan:load",
     "stylegan_directions": "stylegan:load_directions",
     "stylegan_bank": "stylegan:load_bank",
+    "stylegan_preview": "stylegan:load_preview",
 }
 
 

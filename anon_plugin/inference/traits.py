@@ -1,22 +1,29 @@
 """What a new face must share with the face it replaces, measured the same way on both.
 
 Pose and expression come from the 68 landmarks in the canonical crop (pure
-geometry); smile, age, gender and glasses from the project's CelebA attribute
-classifier (its logits). The face prior's edit directions are learned from
-these numbers on generated samples (``training.face_bank``) and aimed at the
-target's numbers at run time (``prior_fill``). Colour and light are not traits:
-the fill transfers them from the target's own skin.
+geometry); smile, age, gender, glasses, beard and lipstick from the project's
+CelebA attribute classifier (its logits, a beard as "not No_Beard"); the skin
+tone is the mean CIELAB colour of the skin between the features. The face
+prior's bank (``training.face_bank``) holds these numbers for its samples: the
+fill picks samples near the target's and moves them the rest of the way along
+directions learned from the bank (``prior_fill``).
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .landmarks import JAW, LEFT_EYE, NOSE_TIP, RIGHT_EYE
 
-NAMES: tuple[str, ...] = ("yaw", "pitch", "mouth_open", "eyes_open", "smile", "young", "male", "glasses")
-# The attribute classifier's columns behind the last four traits.
-ATTRIBUTE_OF = {"smile": "Smiling", "young": "Young", "male": "Male", "glasses": "Eyeglasses"}
+NAMES: tuple[str, ...] = ("yaw", "pitch", "mouth_open", "eyes_open", "smile", "young", "male", "glasses", "beard",
+                          "lipstick")
+# The attribute classifier's column behind each attribute trait, and its sign.
+ATTRIBUTE_OF = {"smile": ("Smiling", 1), "young": ("Young", 1), "male": ("Male", 1), "glasses": ("Eyeglasses", 1),
+                "beard": ("No_Beard", -1), "lipstick": ("Wearing_Lipstick", 1)}
+GEOMETRY = tuple(n for n in NAMES if n not in ATTRIBUTE_OF)
+MOUTH = slice(48, 60)
+BROW_LINES = (slice(17, 22), slice(22, 27))
 
 _INNER_LIPS = (61, 62, 63), (67, 66, 65)
 
@@ -53,8 +60,39 @@ def measure(crops: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(N, len(NAMES)) traits of canonical crops (N, 256, 256, 3) uint8 with their (N, 68, 2) landmarks."""
     from .networks.attributes import ATTRIBUTES, logits
 
-    columns = [ATTRIBUTES.index(ATTRIBUTE_OF[n]) for n in NAMES if n in ATTRIBUTE_OF]
-    scores = logits(crops)[:, columns]
+    attributes = [n for n in NAMES if n in ATTRIBUTE_OF]
+    columns = [ATTRIBUTES.index(ATTRIBUTE_OF[n][0]) for n in attributes]
+    signs = np.array([ATTRIBUTE_OF[n][1] for n in attributes], np.float32)
+    scores = dict(zip(attributes, (logits(crops)[:, columns] * signs).T))
     shapes = [geometry(p) for p in points]
-    rows = [[s[n] for n in NAMES if n not in ATTRIBUTE_OF] + list(a) for s, a in zip(shapes, scores)]
+    rows = [[s[n] if n in s else scores[n][i] for n in NAMES] for i, s in enumerate(shapes)]
     return np.array(rows, np.float32).reshape(len(crops), len(NAMES))
+
+
+def skin(points: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) bool: the face inside its landmarks' hull but off the eyes, brows and mouth."""
+    out = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(out, cv2.convexHull(points.astype(np.int32)), 1)
+    width = max(2, round(size / 40))
+    for part in (RIGHT_EYE, LEFT_EYE, MOUTH):
+        cv2.fillConvexPoly(out, cv2.convexHull(points[part].astype(np.int32)), 0)
+        cv2.polylines(out, [points[part].astype(np.int32)], True, 0, width)
+    for brow in BROW_LINES:
+        cv2.polylines(out, [points[brow].astype(np.int32)], False, 0, 2 * width)
+    return out.astype(bool)
+
+
+def lab(image: np.ndarray) -> np.ndarray:
+    """RGB (uint8, or float 0-255) -> float32 CIELAB (L 0-100)."""
+    return cv2.cvtColor((np.asarray(image, np.float32).clip(0, 255) / 255), cv2.COLOR_RGB2LAB)
+
+
+def skin_tone(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(3,) mean CIELAB colour of the skin of a face crop (any size) with its (68, 2) points; where
+    too little skin shows, of the whole eyebrow-to-chin hull."""
+    mask = skin(points, crop.shape[0])
+    if mask.sum() < 16:
+        mask = np.zeros(crop.shape[:2], np.uint8)
+        cv2.fillConvexPoly(mask, cv2.convexHull(points.astype(np.int32)), 1)
+        mask = mask.astype(bool)
+    return lab(crop)[mask].mean(0)

@@ -40,6 +40,7 @@ def _held_out_r2(x: np.ndarray, y: np.ndarray, ridge: float) -> float:
 
 
 def fit(bank: dict[str, np.ndarray], names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict]:
+    """The directions of ``names`` (the bank's traits, in its order) and a report of their fit."""
     found = bank["found"].astype(bool)
     x, ys = bank["w"][found].astype(np.float64), bank["traits"][found].astype(np.float64)
     rows, intercepts, weights, report = [], [], [], {}
@@ -54,7 +55,7 @@ def fit(bank: dict[str, np.ndarray], names: tuple[str, ...]) -> tuple[dict[str, 
     tensors = {
         "matrix": np.array(rows, np.float32), "intercept": np.array(intercepts, np.float32),
         "low": np.percentile(ys, 2, axis=0).astype(np.float32), "high": np.percentile(ys, 98, axis=0).astype(np.float32),
-        "weight": np.array(weights, np.float32),
+        "weight": np.array(weights, np.float32), "spread": ys.std(0).astype(np.float32),
     }
     return tensors, {"samples": int(found.sum()), "of": int(len(found)), "traits": report}
 
