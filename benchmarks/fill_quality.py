@@ -32,7 +32,7 @@ import torch
 from _data import DATA, eval_photos
 from anon_plugin.imageio import load_rgb
 from anon_plugin.inference import recognition
-from anon_plugin.inference.pipeline import Anonymizer
+from anon_plugin.inference.pipeline import Anonymizer, AnonymizerConfig
 
 
 def detail_ratio(original: np.ndarray, result: np.ndarray, box: np.ndarray) -> float | None:
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--method", default="stylegan")
     parser.add_argument("--strength", default="medium")
-    parser.add_argument("--candidates", type=int, default=1)
+    parser.add_argument("--candidates", type=int, default=AnonymizerConfig.candidates)
     parser.add_argument("--no-verify", dest="verify", action="store_false")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiles", type=Path, default=None)
@@ -91,7 +91,10 @@ def main() -> None:
             print(f"{path.name} face {index}: {face.box[2] - face.box[0]:.0f} px, steps {' > '.join(face.steps)}, "
                   f"detail {ratio if ratio is None else round(ratio, 3)}, dlib {s.get('dlib_distance', float('nan')):.3f}"
                   f"{' MATCHED' if matched else ''}, sface {s.get('sface_cosine', float('nan')):.3f}"
-                  f"{', ' + face.quality['reason'] if face.quality and 'fallback' in face.quality else ''}", flush=True)
+                  f", facenet {s.get('facenet_cosine', float('nan')):.3f}"
+                  f"{', ' + face.quality['reason'] if face.quality and 'fallback' in face.quality else ''}"
+                  f"{', preview ' + str(face.quality.get('preview_excess')) if face.quality else ''}"
+                  f"{', shading gap ' + str(face.quality.get('shading_gap')) if face.quality else ''}", flush=True)
             if args.tiles:
                 x0, y0, x1, y1 = face.box
                 gx, gy = 0.3 * (x1 - x0), 0.3 * (y1 - y0)

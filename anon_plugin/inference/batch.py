@@ -154,15 +154,19 @@ class Patch:
     interpolation: int = cv2.INTER_LINEAR
 
 
-def _native(image: np.ndarray, record: FaceRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The face's crop, hole, matrix and 68 points at its own resolution (``fill.native_size``)."""
+def _native(image: np.ndarray, record: FaceRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The face's crop, hole, matrix, 68 points and region at its own resolution (``fill.native_size``)."""
     size = fill.native_size(align.Alignment(record.alignment).scale)
     zoom = size / align.CROP_SIZE
     matrix = record.alignment * zoom
     crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    hole = record.hole_mask if size == align.CROP_SIZE else cv2.resize(
-        record.hole_mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
-    return crop, hole, matrix, align.transform(matrix, record.landmarks)
+
+    def resized(mask: np.ndarray) -> np.ndarray:
+        if size == align.CROP_SIZE:
+            return mask
+        return cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
+
+    return crop, resized(record.hole_mask), matrix, align.transform(matrix, record.landmarks), resized(record.region)
 
 
 def _fill(faces: list[list[FaceRecord]], images: Sequence[np.ndarray], todo: list[Slot],
@@ -178,18 +182,27 @@ def _fill(faces: list[list[FaceRecord]], images: Sequence[np.ndarray], todo: lis
         def fill_faces(records: list[FaceRecord], chunk: list[Slot] = chunk) -> list[dict]:
             name = method(chunk[0])
             if name in fill.NATIVE:
-                crops, holes, matrices, points = (np.stack(x) for x in zip(*(
+                crops, holes, matrices, points, regions = (np.stack(x) for x in zip(*(
                     _native(images[p], r) for (p, _), r in zip(chunk, records))))
             else:
                 crops, holes = np.stack([r.crop for r in records]), np.stack([r.hole_mask for r in records])
-                matrices, points = np.stack([r.alignment for r in records]), None
+                matrices, points, regions = np.stack([r.alignment for r in records]), None, None
             out, quality = fill.fill_many(name, crops, holes, [r.seed for r in records], device, first(chunk[0]),
-                                          points, candidates(chunk[0]), [r.landmark_source == "dlib" for r in records])
+                                          points, candidates(chunk[0]), [r.landmark_source == "dlib" for r in records],
+                                          regions)
             if out.shape != crops.shape or out.dtype != np.uint8:
                 raise StageError("fill", f"the filler returned {out.shape} {out.dtype}")
             resample = cv2.INTER_CUBIC if name in fill.NATIVE else cv2.INTER_LINEAR
-            filled.update((slot, Patch(o, h, m, resample)) for slot, o, h, m in zip(chunk, out, holes, matrices))
-            return [dict(quality=q or None, method=q.get("fallback", name)) for q in quality]
+            updates = []
+            for slot, o, h, m, r, record, q in zip(chunk, out, holes, matrices,
+                                                   regions if regions is not None else holes, records, quality):
+                grown = q.get("hole") == "region"  # the fill took the whole region (prior_fill.stylegan_many)
+                filled[slot] = Patch(o, r if grown else h, m, resample)
+                update = dict(quality=q or None, method=q.get("fallback", name))
+                if grown:
+                    update.update(hole_mask=record.region, mask_area=1.0, steps=(*record.steps, "region"))
+                updates.append(update)
+            return updates
 
         _run_on_faces(faces, chunk, "fill", fill_faces)
 
@@ -228,6 +241,8 @@ def _verify(faces: list[list[FaceRecord]], images: list[np.ndarray], todo: list[
 
 def _climb(record: FaceRecord, ladder: list[verify.Step]) -> tuple[FaceRecord, verify.Step | None]:
     """The face's next step (its mask made anew), or the face covered when the ladder is done."""
+    while ladder and ladder[0].threshold == 0 and ladder[0].method is None and record.mask_area == 1.0:
+        ladder.pop(0)  # the fill took the whole region already (prior_fill.stylegan_many)
     if not ladder:
         close = ", ".join(f"{n} {record.similarity[f'{n}_cosine']:.3f} >= {verify.LINES[n]}"
                           for n in verify.too_close(record.similarity))

@@ -62,7 +62,8 @@ def inpaint(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
 # starts at cosine 0.363, so a candidate must stay clearly below it.
 VERIFY_COSINE = 0.3
 VERIFY_CANDIDATES = 4
-MAX_CANDIDATES = 16  # the stylegan fill's candidates per round (AnonymizerConfig.candidates) at most
+MAX_CANDIDATES = prior_fill.ROUND  # the stylegan fill's candidates per round (AnonymizerConfig.candidates) at most
+SCREENED = prior_fill.SCREENED  # ... and by default
 
 
 def generate(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -133,10 +134,10 @@ def generate_many(
 def stylegan(crop: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     """The face prior (``prior_fill``): the hole becomes the matching part of a photo of nobody.
 
-    One face of ``fill_many``, on the CPU, its landmarks found on the crop itself.
+    One face of ``fill_many``, on the CPU, its landmarks found on the crop itself (``FALLBACK`` where the
+    prior cannot serve it).
     """
-    points = _crop_landmarks(crop)
-    return prior_fill.stylegan_many(crop[None], hole[None], points[None], [seed])[0][0]
+    return fill_many("stylegan", crop[None], hole[None], [seed])[0][0]
 
 
 def _crop_landmarks(crop: np.ndarray) -> np.ndarray:
@@ -160,24 +161,25 @@ FALLBACK = "generate"  # what fills a face the prior cannot serve (prior_fill.un
 
 def _stylegan_or_fallback(
     crops: np.ndarray, holes: np.ndarray, points: np.ndarray | None, seeds: Sequence[int], device: str, first: int,
-    candidates: int, found_by_dlib: list[bool],
+    candidates: int, found_by_dlib: list[bool], regions: np.ndarray | None,
 ) -> tuple[np.ndarray, list[dict]]:
     """The prior's fill where it can serve the face, ``FALLBACK`` (at the canonical size) where it cannot,
     its reason recorded in the face's scores."""
     if points is None:
         points = np.stack([_crop_landmarks(c) for c in crops])
-    goals = prior_fill.target_traits(crops, points)
-    reasons = prior_fill.unserved(goals, found_by_dlib)
+    wanted = prior_fill.targets(prior_fill.canonical(crops), points * (CROP_SIZE / crops.shape[1]), device)
+    reasons = prior_fill.unserved(np.stack([t.traits for t in wanted]), found_by_dlib)
     out, quality = crops.copy(), [{} for _ in crops]
-    ok = np.array([r is None for r in reasons])
-    if ok.any():
-        out[ok], found = prior_fill.stylegan_many(crops[ok], holes[ok], points[ok], [s for s, k in zip(seeds, ok) if k],
-                                                  device, first, candidates, goals[ok])
-        for i, q in zip(np.flatnonzero(ok), found):
-            quality[i] = q
-    if not ok.all():
+    served = [i for i, r in enumerate(reasons) if r is None]
+    if served:
+        filled, found = prior_fill.stylegan_many(
+            crops[served], holes[served], points[served], [seeds[i] for i in served], device, first, candidates,
+            [wanted[i] for i in served], None if regions is None else regions[served])
+        for i, o, q in zip(served, filled, found):
+            out[i], quality[i], reasons[i] = o, q, q.get("unserved")
+    rest = [i for i, r in enumerate(reasons) if r is not None]
+    if rest:
         size = crops.shape[1]
-        rest = np.flatnonzero(~ok)
         small = prior_fill.canonical(crops[rest])
         small_holes = np.stack([cv2.resize(holes[i].astype(np.uint8), (CROP_SIZE,) * 2,
                                            interpolation=cv2.INTER_NEAREST) > 0 for i in rest])
@@ -205,20 +207,22 @@ def native_size(scale: float) -> int:
 
 def fill_many(
     name: str, crops: np.ndarray, holes: np.ndarray, seeds: Sequence[int], device: str = "cpu", first: int = 0,
-    points: np.ndarray | None = None, candidates: int = 1, found_by_dlib: Sequence[bool] | None = None,
+    points: np.ndarray | None = None, candidates: int = SCREENED, found_by_dlib: Sequence[bool] | None = None,
+    regions: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
     """Fill N faces with method ``name``: the networks in one batch on ``device``, the others one by one.
 
     ``first``: the generator's or prior's first identity per seed (see ``generate_many``); ``points``
-    (N, 68, 2) in the crops, ``candidates`` and ``found_by_dlib`` (were the points found, or placed from
-    the median face) serve ``stylegan``. The other methods ignore them.
+    (N, 68, 2) in the crops, ``candidates``, ``found_by_dlib`` (were the points found, or placed from
+    the median face) and ``regions`` (the eyebrow-to-chin regions, which it may fill instead of a hole
+    too small to hide the person) serve ``stylegan``. The other methods ignore them.
     Returns the filled crops and each face's scores.
     """
     if name == "generate":
         return generate_many(crops, holes, seeds, device, first), [{} for _ in crops]
     if name == "stylegan":
         trusted = [True] * len(crops) if found_by_dlib is None else list(found_by_dlib)
-        return _stylegan_or_fallback(crops, holes, points, seeds, device, first, candidates, trusted)
+        return _stylegan_or_fallback(crops, holes, points, seeds, device, first, candidates, trusted, regions)
     fill = filler(name)
     return np.stack([fill(c, h, s) for c, h, s in zip(crops, holes, seeds)]), [{} for _ in crops]
 

@@ -21,7 +21,7 @@ class AnonymizerConfig:
     max_detect_side: int = 2048
     verify: bool = True  # check each face with SFace and FaceNet and climb the ladder while it is too close
     measure: bool = False  # also compare original and anonymized faces with every recognizer
-    candidates: int = 1  # faces the stylegan fill draws per round, the most realistic passing one wins
+    candidates: int = fill.SCREENED  # faces the stylegan fill screens per round; the least like the person wins
 
     def __post_init__(self):
         fill.filler(self.method)

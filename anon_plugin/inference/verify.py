@@ -54,7 +54,7 @@ def ladder(method: str, threshold: float) -> tuple[Step, ...]:
     if method == "stylegan":
         own = [Step("redraw", threshold, first=REDRAWN[method])]
         if threshold > 0:
-            own.append(Step("region", 0.0))
+            own.append(Step("region", 0.0, first=REDRAWN[method]))
         return (*own, Step(f"fallback:{FALLBACK}", threshold, method=FALLBACK),
                 *(Step(s.name, s.threshold, s.first, FALLBACK) for s in ladder(FALLBACK, threshold)))
     steps = []
@@ -81,6 +81,11 @@ def similarities(originals: np.ndarray, anonymized: np.ndarray, device: str = "c
         for i, cosine in enumerate((e[:n] * e[n:]).sum(1)):
             found[i][f"{name}_cosine"] = float(cosine)
     return found
+
+
+def excess(similarity: dict[str, float]) -> float:
+    """How far over its line the recognizer nearest to calling it the same person is (negative: it passes)."""
+    return max(similarity.get(f"{name}_cosine", -1.0) - line for name, line in LINES.items())
 
 
 def too_close(similarity: dict[str, float]) -> list[str]:

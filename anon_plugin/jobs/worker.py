@@ -103,8 +103,10 @@ def models_for(policy: Policy) -> list[str]:
     names = ["yunet", "dlib68", *(("sface", "facenet") if policy.recognizer == "ensemble" else (policy.recognizer,))]
     if policy.method == "generate":
         names += ["generator", "sface"]
-    if policy.method == "stylegan":  # the prior, its directions and the traits it matches; generate is its fallback
-        names += ["stylegan", "stylegan_directions", "attributes", "generator", "sface"]
+    if policy.method == "stylegan":  # the prior, its bank, directions and preview head, the traits and
+        # recognizers it matches and screens with; generate is its fallback
+        names += ["stylegan", "stylegan_bank", "stylegan_directions", "stylegan_preview", "attributes", "generator",
+                  "sface", "facenet"]
     if policy.verify:
         names += ["sface", "facenet"]
     return sorted(set(names))

@@ -37,6 +37,13 @@ def test_lines_are_stricter_than_the_same_person_lines():
     assert verify.too_close({"sface_cosine": 0.1, "facenet_cosine": 0.1}) == []
 
 
+def test_excess_is_how_far_over_its_line_the_nearest_recognizer_is():
+    line = verify.LINES["sface"]
+    assert verify.excess({"sface_cosine": line + 0.05, "facenet_cosine": 0.0}) == pytest.approx(0.05)
+    passing = {"sface_cosine": line - 0.2, "facenet_cosine": verify.LINES["facenet"] - 0.1}
+    assert verify.excess(passing) == pytest.approx(-0.1)
+
+
 @pytest.fixture(scope="module")
 def photos(eval_pairs):
     return [load_rgb(a) for _, a, _ in eval_pairs[:2]]
