@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from . import photos, policies
-from .daemon.scan import Found
+from .library.walk import PhotoFile
 from .errors import AlbumError
 from .jobs import queue
 from .store import queries
@@ -102,7 +102,7 @@ def _shared_namesake(session: Session, name: str, other_than: int | None = None)
     return session.scalar(sa.select(Album).where(Album.name == name, Album.shared, Album.id != (other_than or -1)))
 
 
-def share(session: Session, album: Album, found: Iterable[Found], by: str | None) -> int:
+def share(session: Session, album: Album, found: Iterable[PhotoFile], by: str | None) -> int:
     """Share the album and queue its photos (``found``: what a scan of its folder saw); returns how many.
 
     An album whose name a shared album of another library root has is refused: both would publish

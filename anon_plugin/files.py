@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AnonPluginError, InputError
-from .imageio import DEFAULT_JPEG_QUALITY, SUFFIXES, OutputFormat, encode, png_bytes, read_picture, write_atomic
+from .formats import PHOTO_SUFFIXES
+from .imageio import DEFAULT_JPEG_QUALITY, OutputFormat, encode, png_bytes, read_picture, write_atomic
 from .inference.pipeline import Anonymizer, Result
 from .metadata import Mode
 
@@ -85,7 +86,7 @@ def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Skipped]]:
                 continue  # our own explain pictures
             if name.startswith("."):
                 skipped.append(Skipped(path, "hidden file"))
-            elif suffix not in SUFFIXES:
+            elif suffix not in PHOTO_SUFFIXES:
                 skipped.append(Skipped(path, f"not a supported image format ({suffix or 'no suffix'})"))
             else:
                 found.append(path)

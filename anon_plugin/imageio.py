@@ -27,7 +27,6 @@ from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, UnidentifiedIm
 from .errors import InputError, OutputError, UnreadableError
 from .metadata import Found, Mode, Stripped, found_in, strip, webp_is_lossless
 
-SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
 OutputFormat = Literal["same", "jpeg"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("same", "jpeg")
 DEFAULT_MAX_PIXELS = 100_000_000

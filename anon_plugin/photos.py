@@ -13,13 +13,13 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from . import publish
-from .daemon.scan import Found
+from .library.walk import PhotoFile
 from .jobs import queue
 from .store import queries
 from .store.tables import Album, Photo
 
 
-def seen(session: Session, album: Album, found: Found) -> bool:
+def seen(session: Session, album: Album, found: PhotoFile) -> bool:
     """Record the file a scan or the watcher found in ``album``; True when a new publish job was queued for it."""
     row = queries.photo_at(session, album.id, found.path)
     mtime = found.mtime_ns / 1e9
@@ -60,7 +60,7 @@ def deleted(session: Session, album: Album, path: str, public_root: Path) -> boo
     return True
 
 
-def moved(session: Session, album: Album, old: str, found: Found, public_root: Path) -> bool:
+def moved(session: Session, album: Album, old: str, found: PhotoFile, public_root: Path) -> bool:
     """The original moved inside its album: the photo and its public copy follow without new work.
 
     When the new path already held a known photo, that one is withdrawn and the

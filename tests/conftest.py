@@ -63,3 +63,19 @@ def engine(sqlite_url: str):
     engine = engine_for(sqlite_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """A library root with one album, Family."""
+    root = tmp_path / "library"
+    (root / "Family").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder outside every library root, on the same filesystem (moves from it are renames)."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    return folder

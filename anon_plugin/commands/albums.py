@@ -15,8 +15,8 @@ from . import guarded, settings, store
 def _sync(ctx: click.Context, session) -> None:
     """The store's albums as the library roots have them now."""
     from .. import albums
-    from ..daemon.ignore import PathFilter
-    from ..daemon.scan import albums as album_folders
+    from ..library.ignore import PathFilter
+    from ..library.walk import albums as album_folders
 
     s = settings(ctx)
     albums.sync(session, album_folders(s.library_roots, PathFilter(s.watch.ignore)), s.share_new_albums)
@@ -54,8 +54,8 @@ def list_albums(ctx: click.Context, as_json: bool) -> None:
 def share(ctx: click.Context, name: str) -> None:
     """Share NAME: its photos get public copies (the daemon publishes them)."""
     from .. import albums
-    from ..daemon.ignore import PathFilter
-    from ..daemon.scan import scan_album
+    from ..library.ignore import PathFilter
+    from ..library.walk import scan_album
     from ..store.tables import Album
 
     path_filter = PathFilter(settings(ctx).watch.ignore)

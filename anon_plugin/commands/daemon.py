@@ -115,8 +115,8 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
     """
     from .. import albums, logs, provenance
     from ..config import load_settings
-    from ..daemon.ignore import PathFilter
-    from ..daemon.scan import scan_album
+    from ..library.ignore import PathFilter
+    from ..library.walk import scan_album
     from ..store import migrate
     from ..store.db import session_scope
 

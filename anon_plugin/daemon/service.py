@@ -29,8 +29,8 @@ from ..jobs.worker import Worker, models_for
 from ..store import migrate, queries
 from ..store.db import engine_for, session_scope
 from ..store.tables import Album, Photo
-from .ignore import PathFilter
-from .scan import Found, Skipped, albums as album_folders, scan_album
+from ..library.ignore import PathFilter
+from ..library.walk import PhotoFile, WalkProblem, albums as album_folders, scan_album
 from .watcher import Change, Watcher
 
 log = logging.getLogger("anon_plugin.daemon")
@@ -46,7 +46,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _found(root: Path, album: str, path: str) -> Found | None:
+def _found(root: Path, album: str, path: str) -> PhotoFile | None:
     """The file as it is now, None when it is gone or no longer a regular file."""
     try:
         st = os.stat(root / album / path, follow_symlinks=False)
@@ -54,7 +54,7 @@ def _found(root: Path, album: str, path: str) -> Found | None:
         return None
     import stat
 
-    return Found(root, album, path, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+    return PhotoFile(root, album, path, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
 
 class Service:
@@ -135,13 +135,13 @@ class Service:
                 present = [(a.id, Path(a.root), a.name)
                            for a in session.scalars(sa.select(Album).where(Album.removed_at.is_(None)))]
             for album_id, root, name in present:
-                problems: list[Skipped] = []
+                problems: list[WalkProblem] = []
                 found = list(scan_album(root, name, self.filter, problems=problems))
                 with session_scope(self.engine) as session:
                     self._record_scan(session, session.get(Album, album_id), found, problems)
         self.wake.set()
 
-    def _record_scan(self, session: Session, album: Album, found: list[Found], problems: list[Skipped]) -> None:
+    def _record_scan(self, session: Session, album: Album, found: list[PhotoFile], problems: list[WalkProblem]) -> None:
         for photo in found:
             photos.seen(session, album, photo)
         # What could not be read now (an unmounted share, a folder without permission) was not deleted.

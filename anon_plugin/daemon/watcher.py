@@ -50,8 +50,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from .ignore import PathFilter
-from .scan import scan_album
+from ..library.ignore import PathFilter
+from ..library.walk import scan_album
 from .stability import StabilityTracker
 
 if TYPE_CHECKING:

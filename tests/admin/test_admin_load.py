@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from anon_plugin import albums, policies
 from anon_plugin.admin import create_app
-from anon_plugin.daemon.ignore import PathFilter
-from anon_plugin.daemon.scan import scan_album
+from anon_plugin.library.ignore import PathFilter
+from anon_plugin.library.walk import scan_album
 from anon_plugin.daemon.service import Service
 from anon_plugin.store import queries
 from anon_plugin.store.db import session_scope

@@ -120,8 +120,8 @@ def test_posts_to_unknown_ids_are_404(signed_in, url):
 
 def test_a_photo_is_previewed_only_in_its_own_album(signed_in, store):
     from anon_plugin import albums
-    from anon_plugin.daemon.ignore import PathFilter
-    from anon_plugin.daemon.scan import scan_album
+    from anon_plugin.library.ignore import PathFilter
+    from anon_plugin.library.walk import scan_album
     from anon_plugin.store import queries
 
     with store() as session:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from anon_plugin.daemon.ignore import PathFilter
+from anon_plugin.library.ignore import PathFilter
 from anon_plugin.daemon.watcher import Change, Watcher
 
 DELAY = 0.3  # stability delay: a photo is ready about two delays after its last event
@@ -103,22 +103,6 @@ def write_photo() -> Callable[..., Path]:
 def wait_until() -> Callable[..., None]:
     """``wait_until(condition, what, timeout=TIMEOUT)``: poll until true, fail the test at the deadline."""
     return _wait_until
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Path:
-    """A library root with one album, Family."""
-    root = tmp_path / "library"
-    (root / "Family").mkdir(parents=True)
-    return root
-
-
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    """A folder outside every library root, on the same filesystem (moves from it are renames)."""
-    folder = tmp_path / "outside"
-    folder.mkdir()
-    return folder
 
 
 StartWatcher = Callable[..., tuple[Watcher, Recorder]]

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from anon_plugin import albums
 from anon_plugin.config import load_settings
-from anon_plugin.daemon.ignore import PathFilter
-from anon_plugin.daemon.scan import scan_album
+from anon_plugin.library.ignore import PathFilter
+from anon_plugin.library.walk import scan_album
 from anon_plugin.daemon.service import Service
 from anon_plugin.daemon.watcher import Change
 from anon_plugin.store import migrate
@@ -165,7 +165,7 @@ def test_photos_in_a_folder_the_rescan_cannot_read_are_not_taken_for_deleted(dae
     """As root, chmod cannot make a folder unreadable: the walk is made to meet one, as it does a folder
     without permission or on a share that dropped out. Deletions elsewhere in the album are still seen."""
     import anon_plugin.daemon.service as service_module
-    from anon_plugin.daemon.scan import Skipped
+    from anon_plugin.library.walk import WalkProblem
 
     album, public, service = daemon
     _wait(service, {"a.jpg": "published", "trip/b.jpg": "published"})
@@ -173,7 +173,7 @@ def test_photos_in_a_folder_the_rescan_cannot_read_are_not_taken_for_deleted(dae
     walk = service_module.scan_album
 
     def trip_unreadable(root, name, path_filter, problems=None, **kwargs):
-        problems.append(Skipped(root, name, "trip", "cannot read folder: Permission denied"))
+        problems.append(WalkProblem(root, name, "trip", "cannot read folder: Permission denied"))
         yield from (f for f in walk(root, name, path_filter, **kwargs) if not f.path.startswith("trip/"))
 
     monkeypatch.setattr(service_module, "scan_album", trip_unreadable)

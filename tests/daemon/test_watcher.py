@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from anon_plugin.daemon.ignore import PathFilter
-from anon_plugin.daemon.scan import scan
+from anon_plugin.library.ignore import PathFilter
+from anon_plugin.library.walk import scan
 from anon_plugin.daemon.watcher import Change, Watcher
 
 

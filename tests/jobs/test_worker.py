@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from PIL import Image
 
 from anon_plugin import albums, photos, policies
-from anon_plugin.daemon.ignore import PathFilter
-from anon_plugin.daemon.scan import scan_album
+from anon_plugin.library.ignore import PathFilter
+from anon_plugin.library.walk import scan_album
 from anon_plugin.imageio import read_picture
 from anon_plugin.inference import batch, fill
 from anon_plugin.jobs import queue

@@ -8,8 +8,8 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from ... import albums, policies, provenance
-from ...daemon.ignore import PathFilter
-from ...daemon.scan import scan_album
+from ...library.ignore import PathFilter
+from ...library.walk import scan_album
 from ...errors import AlbumError, InputError
 from ...policies import Policy
 from ...store import queries

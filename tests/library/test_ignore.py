@@ -6,7 +6,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from anon_plugin.daemon.ignore import EXTENSIONS, PathFilter
+from anon_plugin.formats import PHOTO_SUFFIXES
+from anon_plugin.library.ignore import PathFilter
 
 
 @pytest.mark.parametrize(("path", "reason"), [
@@ -38,7 +39,7 @@ def test_built_in_rules(path: str, reason: str | None) -> None:
     assert PathFilter().wanted(PurePosixPath(path)) is (reason is None)
 
 
-@pytest.mark.parametrize("extension", EXTENSIONS)
+@pytest.mark.parametrize("extension", PHOTO_SUFFIXES)
 def test_every_photo_extension_is_wanted_in_any_case(extension: str) -> None:
     for name in (f"a{extension}", f"a{extension.upper()}"):
         assert PathFilter().wanted(PurePosixPath("Family", name))

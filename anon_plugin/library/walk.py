@@ -19,11 +19,11 @@ from pathlib import Path, PurePosixPath
 
 from .ignore import PathFilter
 
-log = logging.getLogger("anon_plugin.daemon")
+log = logging.getLogger("anon_plugin.library")
 
 
 @dataclass(frozen=True)
-class Found:
+class PhotoFile:
     """A candidate photo: ``path`` is POSIX, relative to the album folder ``root / album``."""
 
     root: Path
@@ -34,7 +34,7 @@ class Found:
 
 
 @dataclass(frozen=True)
-class Skipped:
+class WalkProblem:
     """Something the walk could not look at, or would not: ``album`` and ``path`` are "" when it was the root
     or the album. ``unknown``: it could not be read, so whatever was under ``path`` may still be there (it
     must never be taken for deleted); a symbolic link is known, and skipped."""
@@ -46,7 +46,7 @@ class Skipped:
     unknown: bool = True
 
 
-def _entries(folder: Path, where: tuple[Path, str, str], problems: list[Skipped] | None) -> list[os.DirEntry]:
+def _entries(folder: Path, where: tuple[Path, str, str], problems: list[WalkProblem] | None) -> list[os.DirEntry]:
     """The folder's entries sorted by name; [] (and a problem) when it cannot be read."""
     try:
         with os.scandir(folder) as listing:
@@ -54,24 +54,24 @@ def _entries(folder: Path, where: tuple[Path, str, str], problems: list[Skipped]
     except FileNotFoundError:
         return []  # removed while we walked: nothing to report
     except OSError as exc:
-        _report(Skipped(*where, f"cannot read folder: {exc.strerror or exc}"), problems)
+        _report(WalkProblem(*where, f"cannot read folder: {exc.strerror or exc}"), problems)
         return []
 
 
-def _report(skipped: Skipped, problems: list[Skipped] | None) -> None:
+def _report(skipped: WalkProblem, problems: list[WalkProblem] | None) -> None:
     log.warning("skipped %s: %s", skipped.root / skipped.album / skipped.path, skipped.reason)
     if problems is not None:
         problems.append(skipped)
 
 
 def albums(roots: Iterable[Path], path_filter: PathFilter = PathFilter(), *,
-           problems: list[Skipped] | None = None) -> list[tuple[Path, str]]:
+           problems: list[WalkProblem] | None = None) -> list[tuple[Path, str]]:
     """The albums: ``(root, folder name)`` of each first-level folder that is not ignored."""
     found = []
     for root in roots:
         if not root.is_dir():
             # Reported, never silent: an unmounted share must not read as "every photo was deleted".
-            _report(Skipped(root, "", "", "library root is missing or not a folder"), problems)
+            _report(WalkProblem(root, "", "", "library root is missing or not a folder"), problems)
             continue
         for entry in _entries(root, (root, "", ""), problems):
             if entry.is_dir(follow_symlinks=False) and path_filter.folder_reason(PurePosixPath(entry.name)) is None:
@@ -80,7 +80,7 @@ def albums(roots: Iterable[Path], path_filter: PathFilter = PathFilter(), *,
 
 
 def scan_album(root: Path, album: str, path_filter: PathFilter, *, under: str = "",
-               problems: list[Skipped] | None = None) -> Iterator[Found]:
+               problems: list[WalkProblem] | None = None) -> Iterator[PhotoFile]:
     """The candidate photos in one album, or in its subfolder ``under`` (POSIX, relative to the album).
 
     Depth first: a folder's photos in name order, then its subfolders in name order.
@@ -105,26 +105,26 @@ def _posix(relative: PurePosixPath) -> str:
 
 
 def _found(entry: os.DirEntry, root: Path, album: str, inner: PurePosixPath,
-           problems: list[Skipped] | None) -> Iterator[Found]:
+           problems: list[WalkProblem] | None) -> Iterator[PhotoFile]:
     if entry.is_symlink():
-        _report(Skipped(root, album, str(inner), "symbolic link, not followed", unknown=False), problems)
+        _report(WalkProblem(root, album, str(inner), "symbolic link, not followed", unknown=False), problems)
         return
     try:
         st = entry.stat(follow_symlinks=False)
     except FileNotFoundError:
         return
     except OSError as exc:
-        _report(Skipped(root, album, str(inner), f"cannot stat: {exc.strerror or exc}"), problems)
+        _report(WalkProblem(root, album, str(inner), f"cannot stat: {exc.strerror or exc}"), problems)
         return
     if entry.is_file(follow_symlinks=False):
-        yield Found(root, album, str(inner), st.st_size, st.st_mtime_ns)
+        yield PhotoFile(root, album, str(inner), st.st_size, st.st_mtime_ns)
 
 
-def scan(roots: Iterable[Path], path_filter: PathFilter, *, problems: list[Skipped] | None = None) -> Iterator[Found]:
+def scan(roots: Iterable[Path], path_filter: PathFilter, *, problems: list[WalkProblem] | None = None) -> Iterator[PhotoFile]:
     """Every candidate photo under ``roots``: root by root, album by album (name order), as ``scan_album``.
 
     Folders that cannot be read are logged and, when ``problems`` is a list,
-    appended to it as ``Skipped``; the walk goes on without them.
+    appended to it as ``WalkProblem``; the walk goes on without them.
     """
     for root, album in albums(roots, path_filter, problems=problems):
         yield from scan_album(root, album, path_filter, problems=problems)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from anon_plugin.daemon.ignore import PathFilter
-from anon_plugin.daemon.scan import Found, Skipped, albums, scan, scan_album
+from anon_plugin.library.ignore import PathFilter
+from anon_plugin.library.walk import PhotoFile, WalkProblem, albums, scan, scan_album
 
 
 def _tree(root: Path, files: list[str]) -> None:
@@ -18,9 +18,9 @@ def _tree(root: Path, files: list[str]) -> None:
         path.write_bytes(bytes(100 + len(name)))
 
 
-def _found(root: Path, album: str, path: str) -> Found:
+def _found(root: Path, album: str, path: str) -> PhotoFile:
     st = (root / album / path).stat()
-    return Found(root, album, path, st.st_size, st.st_mtime_ns)
+    return PhotoFile(root, album, path, st.st_size, st.st_mtime_ns)
 
 
 def test_existing_photos_are_found_in_nested_folders_and_clutter_is_skipped(library: Path) -> None:
@@ -60,9 +60,9 @@ def test_symbolic_links_are_reported_and_never_followed(library: Path, outside: 
     (library / "Family" / "linked-folder").symlink_to(outside / "elsewhere", target_is_directory=True)
     (library / "Family" / "linked.jpg").symlink_to(outside / "elsewhere" / "secret.jpg")
     (library / "Linked-Album").symlink_to(outside, target_is_directory=True)
-    problems: list[Skipped] = []
+    problems: list[WalkProblem] = []
     assert [f.path for f in scan([library], PathFilter(), problems=problems)] == ["beach.jpg"]
-    assert problems == [Skipped(library, "Family", "linked.jpg", "symbolic link, not followed", unknown=False)]
+    assert problems == [WalkProblem(library, "Family", "linked.jpg", "symbolic link, not followed", unknown=False)]
 
 
 def _too_deep(parent: Path) -> str:
@@ -88,7 +88,7 @@ def test_an_unreadable_folder_is_reported_and_the_walk_goes_on(library: Path) ->
     _tree(library, ["Family/a.jpg", "Family/z/b.jpg", "Club/c.jpg"])
     (library / "Family" / "m").mkdir()
     deep = _too_deep(library / "Family" / "m")
-    problems: list[Skipped] = []
+    problems: list[WalkProblem] = []
     found = [(f.album, f.path) for f in scan([library], PathFilter(), problems=problems)]
     assert found == [("Club", "c.jpg"), ("Family", "a.jpg"), ("Family", "z/b.jpg")]
     assert len(problems) == 1
@@ -102,9 +102,9 @@ def test_a_folder_without_permission_is_reported(library: Path) -> None:
     _tree(library, ["Family/a.jpg", "Family/locked/b.jpg"])
     (library / "Family" / "locked").chmod(0)
     try:
-        problems: list[Skipped] = []
+        problems: list[WalkProblem] = []
         assert [f.path for f in scan([library], PathFilter(), problems=problems)] == ["a.jpg"]
-        assert problems == [Skipped(library, "Family", "locked", "cannot read folder: Permission denied")]
+        assert problems == [WalkProblem(library, "Family", "locked", "cannot read folder: Permission denied")]
     finally:
         (library / "Family" / "locked").chmod(0o755)
 
@@ -112,9 +112,9 @@ def test_a_folder_without_permission_is_reported(library: Path) -> None:
 def test_a_missing_root_is_reported_not_taken_for_an_empty_library(library: Path, tmp_path: Path) -> None:
     _tree(library, ["Family/a.jpg"])
     missing = tmp_path / "unmounted"
-    problems: list[Skipped] = []
+    problems: list[WalkProblem] = []
     assert [f.path for f in scan([missing, library], PathFilter(), problems=problems)] == ["a.jpg"]
-    assert problems == [Skipped(missing, "", "", "library root is missing or not a folder")]
+    assert problems == [WalkProblem(missing, "", "", "library root is missing or not a folder")]
 
 
 def test_scan_album_can_start_in_a_subfolder(library: Path) -> None:

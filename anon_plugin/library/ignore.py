@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif")
+from ..formats import PHOTO_SUFFIXES
+
 IGNORED_FILES = (".DS_Store", "._*", "Thumbs.db", "desktop.ini")
 IGNORED_FOLDERS = ("@eaDir", ".stfolder", ".stversions", "#recycle", ".Trashes", "__MACOSX")
 
@@ -88,7 +89,7 @@ class PathFilter:
         if reason is not None:
             return reason
         suffix = relative.suffix.lower()
-        if suffix not in EXTENSIONS:
+        if suffix not in PHOTO_SUFFIXES:
             return f"not a photo ({suffix})" if suffix else "not a photo (no extension)"
         return None
 
