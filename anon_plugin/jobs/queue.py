@@ -32,7 +32,6 @@ class Claimed:
 
     job_id: int
     photo_id: int
-    kind: str
     attempt: int  # 1 for the first run
 
 
@@ -42,13 +41,12 @@ class Queued:
     new: bool  # False: such a job was already waiting or running
 
 
-def enqueue(session: Session, photo_id: int, kind: str = "publish") -> Queued:
-    """Queue ``kind`` for the photo unless such a job is already waiting or running."""
-    waiting = session.scalar(sa.select(Job.id).where(
-        Job.photo_id == photo_id, Job.kind == kind, Job.state.in_(("queued", "running"))))
+def enqueue(session: Session, photo_id: int) -> Queued:
+    """Queue the photo's publishing unless a job for it is already waiting or running."""
+    waiting = session.scalar(sa.select(Job.id).where(Job.photo_id == photo_id, Job.state.in_(("queued", "running"))))
     if waiting is not None:
         return Queued(waiting, new=False)
-    job = Job(photo_id=photo_id, kind=kind, state="queued")
+    job = Job(photo_id=photo_id, state="queued")
     session.add(job)
     session.flush()
     return Queued(job.id, new=True)
@@ -71,7 +69,7 @@ def claim(session: Session, worker: str, limit: int, now: dt.datetime | None = N
         job.claimed_until, job.heartbeat_at = now + lease, now
         job.attempts += 1
     session.flush()
-    return [Claimed(j.id, j.photo_id, j.kind, j.attempts) for j in rows]
+    return [Claimed(j.id, j.photo_id, j.attempts) for j in rows]
 
 
 def heartbeat(session: Session, worker: str, job_ids: list[int], lease: dt.timedelta = LEASE) -> int:

@@ -199,7 +199,7 @@ class Worker:
             for job in claimed:
                 photo = session.get(Photo, job.photo_id)
                 album = session.get(Album, photo.album_id)
-                if job.kind != "publish" or not album.shared or photo.state == "removed":
+                if not album.shared or photo.state == "removed":
                     queue.finish(session, job.job_id, self.name)
                     continue
                 version, policy = policies.current(session, album.id)

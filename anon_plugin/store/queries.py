@@ -157,10 +157,10 @@ def faces_of(session: Session, output_id: int) -> list[Face]:
 
 
 def album_jobs(session: Session, album_id: int) -> dict[str, int]:
-    """How many of the album's publish jobs are in each state."""
+    """How many of the album's jobs are in each state."""
     counts = dict(session.execute(
         sa.select(Job.state, sa.func.count()).join(Photo, Photo.id == Job.photo_id)
-        .where(Photo.album_id == album_id, Job.kind == "publish").group_by(Job.state)).all())
+        .where(Photo.album_id == album_id).group_by(Job.state)).all())
     return {state: counts.get(state, 0) for state in ("queued", "running", "done", "failed")}
 
 

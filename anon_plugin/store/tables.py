@@ -37,7 +37,6 @@ NAMING_CONVENTION = {
 }
 
 PHOTO_STATES = ("pending", "published", "held", "failed", "removed")
-JOB_KINDS = ("publish", "remove", "move")
 JOB_STATES = ("queued", "running", "done", "failed")
 OUTPUT_STATUSES = ("published", "held", "removed", "superseded")
 
@@ -134,16 +133,15 @@ class Photo(Base):
 
 
 class Job(Base):
-    """A unit of work for a worker, leased rather than taken: a worker sets ``claimed_by`` and
+    """A photo to publish, for a worker, leased rather than taken: a worker sets ``claimed_by`` and
     ``claimed_until`` and renews them with ``heartbeat_at``; a lease that runs out makes the
     job claimable again. Rows are kept until finished (a crash never loses one)."""
 
     __tablename__ = "jobs"
-    __table_args__ = (sa.Index(None, "state", "not_before"), one_of("kind", JOB_KINDS), one_of("state", JOB_STATES))
+    __table_args__ = (sa.Index(None, "state", "not_before"), one_of("state", JOB_STATES))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     photo_id: Mapped[int] = mapped_column(sa.ForeignKey("photos.id"), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(16))
     state: Mapped[str] = mapped_column(sa.String(16), default="queued")
     claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
     claimed_until: Mapped[dt.datetime | None]

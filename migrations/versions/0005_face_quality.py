@@ -1,6 +1,6 @@
 """Each face records its fill's own scores (faces.quality): the stylegan fill's realism of the candidate kept.
 
-The face prior's fill (docs/prior.md) draws candidates and keeps the most
+The face prior's fill (docs/face-prior.md) draws candidates and keeps the most
 realistic one that passes verification; its scores (colour step across the
 hole's border, detail ratio, landmark error, SFace cosine, the candidate's
 index) or the reason it fell back to another method go to provenance with the

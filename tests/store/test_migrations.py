@@ -63,7 +63,7 @@ def _all_rows(url: str, names: tuple[str, ...], columns: dict[str, set[str]] | N
 def test_upgrade_head_on_an_empty_database_equals_the_tables(sqlite_url):
     assert migrate.current(sqlite_url).revision is None
     state = migrate.upgrade(sqlite_url)
-    assert state.at_head and state.revision == migrate.head() == "0005"
+    assert state.at_head and state.revision == migrate.head() == "0006"
     assert _tables(sqlite_url) == {*CORE, *ADMIN, "alembic_version"}
     assert _differences(sqlite_url) == []
 
@@ -97,8 +97,10 @@ def _fill_core(url: str) -> None:
                           mtime=1747467000.25, state="published", first_seen=when, updated_at=when)
             session.add_all([policy, photo])
             session.flush()
-            session.add(Job(photo_id=photo.id, kind="publish", state="done", attempts=1, created_at=when,
-                            finished_at=when))
+            jobs_0001 = Job.__table__.to_metadata(sa.MetaData())  # with the kind column 0006 dropped
+            jobs_0001.append_column(sa.Column("kind", sa.String(16)))
+            session.execute(sa.insert(jobs_0001).values(photo_id=photo.id, kind="publish", state="done", attempts=1,
+                                                         created_at=when, finished_at=when))
             output = Output(photo_id=photo.id, source_sha256="a" * 64, public_path="/srv/public/football/match.jpg",
                             public_sha256="b" * 64, policy_version_id=policy.id, engine_version="0.2.0",
                             model_sha256s={"yunet": "c" * 64}, device="cpu", seconds=1.5,
@@ -124,6 +126,7 @@ def test_rows_written_at_0001_survive_the_upgrade_to_head(sqlite_url):
     faces = _all_rows(sqlite_url, ("faces",))["faces"]
     assert [face.steps for face in faces] == [None]  # added by 0004
     assert [face.quality for face in faces] == [None]  # added by 0005
+    assert "kind" not in _columns(sqlite_url, ("jobs",))["jobs"]  # dropped by 0006
 
 
 def test_a_database_from_a_newer_version_is_refused(sqlite_url):
@@ -154,7 +157,7 @@ def test_script_location_is_the_checkouts_migrations_folder():
     assert migrate.script_location() == Path(__file__).resolve().parents[2] / "migrations"
     assert {p.name for p in (migrate.script_location() / "versions").glob("0*.py")} == {
         "0001_publishing_core.py", "0002_admin.py", "0003_photo_hash_later.py", "0004_face_steps.py",
-        "0005_face_quality.py"}
+        "0005_face_quality.py", "0006_jobs_publish_only.py"}
 
 
 def test_db_command_upgrades_current_and_downgrades(tmp_path):
@@ -165,9 +168,9 @@ def test_db_command_upgrades_current_and_downgrades(tmp_path):
     database = tmp_path / "data" / "anon_plugin.db"
     assert database.is_file()
     assert migrate.current(f"sqlite:///{database}").at_head
-    assert "at 0005 (head)" in result.stderr
+    assert "at 0006 (head)" in result.stderr
     result = runner.invoke(main, ["db", "current"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "0005 (head)\n")
+    assert (result.exit_code, result.stdout) == (0, "0006 (head)\n")
     result = runner.invoke(main, ["db", "downgrade", "0001"], env=env)
     assert result.exit_code == 0 and _tables(f"sqlite:///{database}") == {*CORE, "alembic_version"}
 
