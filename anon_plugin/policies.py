@@ -25,6 +25,8 @@ from .errors import PolicyError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from .inference.records import AnonymizerConfig
+
 METHODS = ("blur", "pixelate", "solid", "inpaint", "generate", "stylegan")  # inference.fill.FILLERS
 STRENGTHS = ("small", "medium", "large")  # inference.mask.STRENGTHS
 RECOGNIZERS = ("sface", "facenet", "ensemble")  # inference.registry.SALIENCY
@@ -206,6 +208,19 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
 
 
 DEFAULT = Policy()
+
+
+def seed_of(sha256: str) -> int:
+    """The fill's seed comes from the content: the same photo always gets the same new faces."""
+    return int(sha256[:8], 16)
+
+
+def engine_config(policy: Policy, sha256: str) -> AnonymizerConfig:
+    """The engine's options for the photo with content ``sha256`` under ``policy``: what the daemon
+    publishes it with, and what the panel's preview shows. Loads the engine (cv2, torch)."""
+    from .inference.records import AnonymizerConfig
+
+    return AnonymizerConfig(**policy.engine_options(), seed=seed_of(sha256))
 
 
 def current(session: Session, album_id: int) -> tuple[int, Policy]:
