@@ -237,14 +237,25 @@ class WatchSettings:
     ignore: tuple[str, ...] = _setting(_patterns(), default=())  # added to the built-in ignore rules
 
 
+def cpu_cores() -> int:
+    """The machine's CPU cores (at least 1)."""
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True, kw_only=True)
 class InferenceSettings:
-    """Where and how wide the engine runs. ``threads`` defaults to the CPU cores shared among workers."""
+    """Where and how wide the engine runs.
+
+    ``workers`` are threads of the daemon's one process: they share its models and take turns at
+    inference (``inference.batch.anonymize_batch`` runs one batch at a time), so a second worker only
+    reads, encodes and publishes while another's batch runs. ``threads`` is torch's for the whole
+    process, every CPU core by default: the one batch running uses them all.
+    """
 
     device: str = _setting(_device(), default="auto")
     max_batch: int = _setting(_integer(1), default=8)
     workers: int = _setting(_integer(1), default=1)
-    threads: int = _setting(_integer(1))
+    threads: int = _setting(_integer(1), default_factory=cpu_cores)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -409,9 +420,8 @@ def _with_defaults(values: dict[str | None, dict[str, Any]]) -> Settings:
                 values[section][f.name] = f.default
             elif f.default_factory is not dataclasses.MISSING:
                 values[section][f.name] = f.default_factory()
-    top, inference = values[None], values["inference"]
+    top = values[None]
     top.setdefault("database_url", default_url(top["data_dir"]))
-    inference.setdefault("threads", max(1, (os.cpu_count() or 1) // inference["workers"]))
     return Settings(**top, **{s: classes[s](**values[s]) for s in SECTIONS})
 
 
