@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 # The words a boolean is written with in text (the environment, ``policy set``); in TOML and JSON, real booleans.
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True,
@@ -60,7 +60,7 @@ def parsed(convert: Callable[[str], Any], optional: bool = False) -> Callable[[s
     return from_text
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """An int or a finite float, not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
