@@ -7,8 +7,9 @@ one-line ``SettingsError`` naming the key and where it came from (the file or
 the variable), instead of minutes later deep inside a worker.
 
 The keys, their rules, their defaults and their environment variables are
-all derived from the dataclasses below (a field's ``metadata["rule"]``), so a
-new setting is added in one place. docs/settings.md lists them for users.
+all derived from the dataclasses below (a field's ``metadata["rule"]``, a
+``rules.Rule`` as each policy field's is), so a new setting is added in one
+place. docs/settings.md lists them for users.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
-import math
 import os
 import re
 import tomllib
@@ -29,6 +29,7 @@ from platformdirs import user_data_dir
 
 from .errors import SettingsError
 from .inference.device import resolve
+from .rules import BAD, Invalid, Rule, boolean, choice, integer, seconds
 from .store.db import default_url, safe_url
 
 APP_NAME = "anon-plugin"
@@ -39,144 +40,56 @@ NOT_SETTINGS = frozenset({"ANON_CONFIG", "ANON_CACHE", "ANON_TEST_DATA"})
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
 
-class _Invalid(ValueError):
-    """A value broke its rule; the loader prefixes the key and where it came from."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How one setting is checked.
-
-    ``check(value, base)`` takes a value as TOML gives it and returns the clean
-    one (``base``: the folder relative paths start from) or raises ``_Invalid``.
-    ``from_text`` turns an environment string into such a value as best it can
-    and returns the text unchanged when it cannot, so that ``check`` reports it
-    with the same message as a bad value in the file.
-    """
-
-    describe: str
-    check: Callable[[Any, Path], Any]
-    from_text: Callable[[str], Any] = str
-
-
-def _fail(describe: str, value: object) -> _Invalid:
-    return _Invalid(f"must be {describe}, got {value!r}")
-
-
-def _boolean() -> Rule:
-    describe = "true or false"
-    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-
-    def check(value: object, base: Path) -> bool:
-        if not isinstance(value, bool):
-            raise _fail(describe, value)
-        return value
-
-    return Rule(describe, check, lambda text: words.get(text.strip().lower(), text))
-
-
-def _integer(minimum: int) -> Rule:
-    describe = f"an integer >= {minimum}"
-
-    def check(value: object, base: Path) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _fail(describe, value)
-        return value
-
-    def from_text(text: str) -> int | str:
-        try:
-            return int(text.strip())
-        except ValueError:
-            return text
-
-    return Rule(describe, check, from_text)
-
-
-def _seconds() -> Rule:
-    describe = "a number of seconds > 0"
-
-    def check(value: object, base: Path) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise _fail(describe, value)
-        return float(value)
-
-    def from_text(text: str) -> float | str:
-        try:
-            return float(text.strip())
-        except ValueError:
-            return text
-
-    return Rule(describe, check, from_text)
-
-
-def _choice(*options: str) -> Rule:
-    describe = f"one of {', '.join(options)}"
-
-    def check(value: object, base: Path) -> str:
-        if value not in options:
-            raise _fail(describe, value)
-        return value
-
-    return Rule(describe, check)
-
-
 def _device() -> Rule:
-    describe = f"one of {', '.join(DEVICES)}"
+    def clean(value: object, base: Path) -> object:
+        ok = isinstance(value, str) and re.fullmatch(r"auto|cpu|cuda(:(0|[1-9]\d*))?", value)
+        return value if ok else BAD
 
-    def check(value: object, base: Path) -> str:
-        if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:(0|[1-9]\d*))?", value):
-            raise _fail(describe, value)
-        return value
-
-    return Rule(describe, check)
+    return Rule(f"one of {', '.join(DEVICES)}", clean)
 
 
 def _path() -> Rule:
-    describe = "a path (a non-empty string)"
-
-    def check(value: object, base: Path) -> Path:
+    def clean(value: object, base: Path) -> object:
         if not isinstance(value, str) or not value.strip():
-            raise _fail(describe, value)
+            return BAD
         return (base / Path(value).expanduser()).resolve()
 
-    return Rule(describe, check)
+    return Rule("a path (a non-empty string)", clean)
 
 
 def _paths() -> Rule:
-    describe = "a list of paths"
-
-    def check(value: object, base: Path) -> tuple[Path, ...]:
+    def clean(value: object, base: Path) -> object:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise _fail(describe, value)
+            return BAD
         return tuple((base / Path(v).expanduser()).resolve() for v in value)
 
-    return Rule(describe, check, lambda text: [p for p in text.split(os.pathsep) if p])
+    return Rule("a list of paths", clean, _path_list)
 
 
 def _patterns() -> Rule:
-    describe = "a list of glob patterns"
-
-    def check(value: object, base: Path) -> tuple[str, ...]:
+    def clean(value: object, base: Path) -> object:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise _fail(describe, value)
+            return BAD
         return tuple(value)
 
-    return Rule(describe, check, lambda text: [p for p in text.split(os.pathsep) if p])
+    return Rule("a list of glob patterns", clean, _path_list)
+
+
+def _path_list(text: str) -> list[str]:
+    return [p for p in text.split(os.pathsep) if p]
 
 
 def _database_url() -> Rule:
-    describe = "a database URL such as sqlite:////var/lib/anon-plugin/anon_plugin.db"
-
-    def check(value: object, base: Path) -> str:
+    def clean(value: object, base: Path) -> object:
         if not isinstance(value, str) or not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
-            raise _fail(describe, value)
+            return BAD
         # A relative SQLite file, like every relative path, starts from the file's folder.
         sqlite = re.match(r"(sqlite(\+\w+)?:///)(?!/)([^?]+)(.*)", value)
         if sqlite and sqlite[3] != ":memory:":
             return f"{sqlite[1]}{(base / sqlite[3]).resolve()}{sqlite[4]}"
         return value
 
-    return Rule(describe, check)
+    return Rule("a database URL such as sqlite:////var/lib/anon-plugin/anon_plugin.db", clean)
 
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*")
@@ -200,18 +113,16 @@ def parse_bind(text: str) -> tuple[str, int]:
 
 
 def _bind() -> Rule:
-    describe = "host:port with a port from 1 to 65535 (IPv6 as [::1]:8470)"
-
-    def check(value: object, base: Path) -> str:
+    def clean(value: object, base: Path) -> object:
         if not isinstance(value, str):
-            raise _fail(describe, value)
+            return BAD
         try:
             parse_bind(value)
         except ValueError:
-            raise _fail(describe, value) from None
+            return BAD
         return value
 
-    return Rule(describe, check)
+    return Rule("host:port with a port from 1 to 65535 (IPv6 as [::1]:8470)", clean)
 
 
 def _setting(rule: Rule, **default: Any) -> Any:
@@ -231,20 +142,31 @@ def default_data_dir() -> Path:
 class WatchSettings:
     """How new photos are noticed. ``polling`` is for NFS/SMB/CIFS, where native events never come."""
 
-    mode: str = _setting(_choice("native", "polling"), default="native")
-    stability_delay: float = _setting(_seconds(), default=5.0)  # no event for this long: the file is finished
-    rescan_interval: float = _setting(_seconds(), default=3600.0)  # catches events the watcher dropped
+    mode: str = _setting(choice("native", "polling"), default="native")
+    stability_delay: float = _setting(seconds(), default=5.0)  # no event for this long: the file is finished
+    rescan_interval: float = _setting(seconds(), default=3600.0)  # catches events the watcher dropped
     ignore: tuple[str, ...] = _setting(_patterns(), default=())  # added to the built-in ignore rules
+
+
+def cpu_cores() -> int:
+    """The machine's CPU cores (at least 1)."""
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, kw_only=True)
 class InferenceSettings:
-    """Where and how wide the engine runs. ``threads`` defaults to the CPU cores shared among workers."""
+    """Where and how wide the engine runs.
+
+    ``workers`` are threads of the daemon's one process: they share its models and take turns at
+    inference (``inference.batch.anonymize_batch`` runs one batch at a time), so a second worker only
+    reads, encodes and publishes while another's batch runs. ``threads`` is torch's for the whole
+    process, every CPU core by default: the one batch running uses them all.
+    """
 
     device: str = _setting(_device(), default="auto")
-    max_batch: int = _setting(_integer(1), default=8)
-    workers: int = _setting(_integer(1), default=1)
-    threads: int = _setting(_integer(1))
+    max_batch: int = _setting(integer(1), default=8)
+    workers: int = _setting(integer(1), default=1)
+    threads: int = _setting(integer(1), default_factory=cpu_cores)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,7 +174,7 @@ class AdminSettings:
     """The admin panel. Loopback by default: exposing it is a decision the admin makes."""
 
     bind: str = _setting(_bind(), default="127.0.0.1:8470")
-    secure_cookies: bool = _setting(_boolean(), default=False)  # true behind TLS
+    secure_cookies: bool = _setting(boolean(), default=False)  # true behind TLS
 
     @property
     def host(self) -> str:
@@ -274,7 +196,7 @@ class Settings:
     library_roots: tuple[Path, ...] = _setting(_paths(), default=())
     public_root: Path | None = _setting(_path(), default=None)
     database_url: str = _setting(_database_url())
-    share_new_albums: bool = _setting(_boolean(), default=False)
+    share_new_albums: bool = _setting(boolean(), default=False)
     watch: WatchSettings = _section(WatchSettings)
     inference: InferenceSettings = _section(InferenceSettings)
     admin: AdminSettings = _section(AdminSettings)
@@ -393,7 +315,7 @@ def _clean(given: Mapping[Key, _Given]) -> dict[str | None, dict[str, Any]]:
     for key, g in given.items():
         try:
             values[key.section][key.name] = key.rule.check(g.value, g.base)
-        except _Invalid as exc:
+        except Invalid as exc:
             raise SettingsError(f"{g.where}: {exc}") from None
     return values
 
@@ -409,9 +331,8 @@ def _with_defaults(values: dict[str | None, dict[str, Any]]) -> Settings:
                 values[section][f.name] = f.default
             elif f.default_factory is not dataclasses.MISSING:
                 values[section][f.name] = f.default_factory()
-    top, inference = values[None], values["inference"]
+    top = values[None]
     top.setdefault("database_url", default_url(top["data_dir"]))
-    inference.setdefault("threads", max(1, (os.cpu_count() or 1) // inference["workers"]))
     return Settings(**top, **{s: classes[s](**values[s]) for s in SECTIONS})
 
 

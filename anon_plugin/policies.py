@@ -1,8 +1,9 @@
 """The per-album policy: how an album's photos are anonymized and published.
 
 A ``Policy`` is a frozen dataclass whose every field carries its own rule
-(``metadata["rule"]``), so validation, the list of fields in error messages
-and the CLI's ``key=value`` parsing all come from one place. It is stored as
+(``metadata["rule"]``, a ``rules.Rule`` as each setting's is), so validation,
+the list of fields in error messages and the CLI's ``key=value`` parsing all
+come from one place. It is stored as
 a plain mapping (``to_mapping`` / ``from_mapping``, JSON-able and exact), and
 changed only by making a new one (``with_changes``): the store turns each
 change into a new policy version.
@@ -15,15 +16,17 @@ policies never loads the engine (cv2, torch); tests check they equal
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import PolicyError
+from .rules import BAD, NONE_WORDS, Invalid, Rule, boolean, choice, fraction, integer, seconds
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from .inference.records import AnonymizerConfig
 
 METHODS = ("blur", "pixelate", "solid", "inpaint", "generate", "stylegan")  # inference.fill.FILLERS
 STRENGTHS = ("small", "medium", "large")  # inference.mask.STRENGTHS
@@ -32,81 +35,15 @@ METADATA = ("strip-identifying", "strip-all")
 ON_FACE_FAILURE = ("cover", "hold")
 OUTPUT_FORMATS = ("same", "jpeg")
 
-_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+def _command() -> Rule:
+    def clean(v: object, base: object) -> object:
+        return v if v is None or (isinstance(v, str) and v.strip() and "\0" not in v) else BAD
+
+    return Rule("a non-empty command or none", clean, lambda text: None if text.strip().lower() in NONE_WORDS else text)
 
 
-@dataclass(frozen=True)
-class _Rule:
-    """``check`` returns the clean value or None when the value is bad; ``describe`` says what it accepts.
-
-    ``from_text`` parses a CLI string, returning the text itself when it
-    cannot, so that ``check`` reports it with the same message.
-    """
-
-    describe: str
-    check: Callable[[Any], Any]
-    from_text: Callable[[str], Any] = str
-
-
-_BAD = object()
-
-
-def _choice(*options: str) -> _Rule:
-    return _Rule(f"one of {', '.join(options)}", lambda v: v if isinstance(v, str) and v in options else _BAD)
-
-
-def _boolean() -> _Rule:
-    return _Rule("true or false", lambda v: v if isinstance(v, bool) else _BAD,
-                 lambda text: _WORDS.get(text.strip().lower(), text))
-
-
-def _parsed(convert: Callable[[str], Any], optional: bool = False) -> Callable[[str], Any]:
-    def from_text(text: str) -> Any:
-        if optional and text.strip().lower() in ("", "none"):
-            return None
-        try:
-            return convert(text.strip())
-        except ValueError:
-            return text
-
-    return from_text
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _threshold() -> _Rule:
-    def check(v: object) -> object:
-        if v is None:
-            return None
-        return float(v) if _is_number(v) and 0.0 <= v <= 1.0 else _BAD
-
-    return _Rule("a number from 0 to 1 or none", check, _parsed(float, optional=True))
-
-
-def _quality() -> _Rule:
-    def check(v: object) -> object:
-        return v if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 95 else _BAD
-
-    return _Rule("an integer from 1 to 95", check, _parsed(int))
-
-
-def _command() -> _Rule:
-    def check(v: object) -> object:
-        return v if v is None or (isinstance(v, str) and v.strip() and "\0" not in v) else _BAD
-
-    def from_text(text: str) -> str | None:
-        return None if text.strip().lower() in ("", "none") else text
-
-    return _Rule("a non-empty command or none", check, from_text)
-
-
-def _seconds() -> _Rule:
-    return _Rule("a number of seconds > 0", lambda v: float(v) if _is_number(v) and v > 0 else _BAD, _parsed(float))
-
-
-def _field(rule: _Rule, default: Any) -> Any:
+def _field(rule: Rule, default: Any) -> Any:
     return field(default=default, metadata={"rule": rule})
 
 
@@ -128,18 +65,18 @@ class Policy:
     back for the admin.
     """
 
-    enabled: bool = _field(_boolean(), True)
-    method: str = _field(_choice(*METHODS), "generate")
-    strength: str = _field(_choice(*STRENGTHS), "medium")
-    threshold: float | None = _field(_threshold(), None)  # the attention threshold; overrides strength when set
-    recognizer: str = _field(_choice(*RECOGNIZERS), "sface")  # whose Grad-CAM attention drives the mask
-    verify: bool = _field(_boolean(), True)  # check every face and climb the ladder while it is too close
-    metadata: str = _field(_choice(*METADATA), "strip-identifying")
-    on_face_failure: str = _field(_choice(*ON_FACE_FAILURE), "cover")
-    output_format: str = _field(_choice(*OUTPUT_FORMATS), "same")
-    jpeg_quality: int = _field(_quality(), 90)
+    enabled: bool = _field(boolean(), True)
+    method: str = _field(choice(*METHODS), "generate")
+    strength: str = _field(choice(*STRENGTHS), "medium")
+    threshold: float | None = _field(fraction(optional=True), None)  # the attention threshold; overrides strength
+    recognizer: str = _field(choice(*RECOGNIZERS), "sface")  # whose Grad-CAM attention drives the mask
+    verify: bool = _field(boolean(), True)  # check every face and climb the ladder while it is too close
+    metadata: str = _field(choice(*METADATA), "strip-identifying")
+    on_face_failure: str = _field(choice(*ON_FACE_FAILURE), "cover")
+    output_format: str = _field(choice(*OUTPUT_FORMATS), "same")
+    jpeg_quality: int = _field(integer(1, 95), 90)
     after_publish: str | None = _field(_command(), None)  # a shell command run after a batch is published
-    after_publish_timeout: float = _field(_seconds(), 60.0)
+    after_publish_timeout: float = _field(seconds(), 60.0)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -169,22 +106,21 @@ class Policy:
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Policy))
-_RULES: dict[str, _Rule] = {f.name: f.metadata["rule"] for f in dataclasses.fields(Policy)}
+_RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in dataclasses.fields(Policy)}
 
 
 def _check(name: str, value: Any) -> Any:
-    rule = _RULES[name]
-    clean = rule.check(value)
-    if clean is _BAD:
-        raise PolicyError(f"{name}: must be {rule.describe}, got {value!r}")
-    return clean
+    try:
+        return _RULES[name].check(value)
+    except Invalid as exc:
+        raise PolicyError(f"{name}: {exc}") from None
 
 
 def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
     """``["strength=large", "threshold=none"]`` -> ``{"strength": "large", "threshold": None}``, typed and checked.
 
     For ``anon-plugin policy set NAME key=value ...``; bools read
-    true/false/yes/no/on/off, optional fields read ``none`` or nothing as None.
+    ``rules.BOOLEAN_WORDS``, optional fields read ``none`` or nothing as None.
     """
     changes: dict[str, Any] = {}
     for item in items:
@@ -197,15 +133,27 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
         if name in changes:
             raise PolicyError(f"{item!r}: {name} is set twice")
         rule = _RULES[name]
-        value = rule.from_text(text)
-        clean = rule.check(value)
-        if clean is _BAD:
-            raise PolicyError(f"{item!r}: {name} must be {rule.describe}, got {text!r}")
-        changes[name] = clean
+        try:
+            changes[name] = rule.check(rule.from_text(text))
+        except Invalid:
+            raise PolicyError(f"{item!r}: {name} must be {rule.describe}, got {text!r}") from None
     return changes
 
 
 DEFAULT = Policy()
+
+
+def seed_of(sha256: str) -> int:
+    """The fill's seed comes from the content: the same photo always gets the same new faces."""
+    return int(sha256[:8], 16)
+
+
+def engine_config(policy: Policy, sha256: str) -> AnonymizerConfig:
+    """The engine's options for the photo with content ``sha256`` under ``policy``: what the daemon
+    publishes it with, and what the panel's preview shows. Loads the engine (cv2, torch)."""
+    from .inference.records import AnonymizerConfig
+
+    return AnonymizerConfig(**policy.engine_options(), seed=seed_of(sha256))
 
 
 def current(session: Session, album_id: int) -> tuple[int, Policy]:

@@ -85,9 +85,10 @@ def test_folders_are_created_data_dir_private(site: Path):
     assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
 
 
-def test_threads_default_shares_the_cores_among_workers(site: Path):
+def test_threads_default_to_every_core_whatever_the_workers(site: Path):
+    """Workers are threads of one process taking turns at inference: the batch running uses every core."""
     settings = load_settings(minimal(site, "[inference]\nworkers = 64\n"), environ={})
-    assert settings.inference.threads == max(1, (os.cpu_count() or 1) // 64)
+    assert settings.inference.threads == max(1, os.cpu_count() or 1)
     settings = load_settings(minimal(site, "[inference]\nworkers = 2\nthreads = 3\n"), environ={})
     assert (settings.inference.workers, settings.inference.threads) == (2, 3)
 

@@ -95,11 +95,10 @@ def _side_by_side(original: np.ndarray, result: np.ndarray, width: int) -> np.nd
 def _preview(path: str, size: int, mtime_ns: int, options: tuple[tuple[str, Any], ...], device: str) -> bytes:
     from ..inference.batch import anonymize_batch
     from ..inference.explain import explain_picture
-    from ..inference.records import AnonymizerConfig
-    from ..jobs.worker import seed_of  # the daemon's seed: the preview shows what would be published
+    from ..policies import DEFAULT, engine_config
 
     picture = read_picture(path)
-    config = AnonymizerConfig(**dict(options), seed=seed_of(picture.sha256))
+    config = engine_config(DEFAULT.with_changes(**dict(options)), picture.sha256)  # what the daemon would publish
     (result,) = anonymize_batch([picture.rgb], [config], device, 1)  # takes its turn with the workers' batches
     explain = explain_picture(result.faces, result.image)
     strip = _side_by_side(picture.rgb, result.image, explain.shape[1])

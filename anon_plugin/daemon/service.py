@@ -24,8 +24,10 @@ from sqlalchemy.orm import Session
 from .. import albums, photos, policies, publish
 from ..config import Settings
 from ..inference import registry
+from ..inference.batch import models_for
+from ..inference.records import AnonymizerConfig
 from ..jobs import queue
-from ..jobs.worker import Worker, models_for
+from ..jobs.worker import Worker
 from ..store import migrate, queries
 from ..store.db import engine_for, session_scope
 from ..store.tables import Album, Photo
@@ -85,7 +87,7 @@ class Service:
         started = time.perf_counter()
         # The default policy's models, in the start hook, not at the first photo (whose latency stays the
         # usual one); another policy's load when it first asks.
-        for name in models_for(policies.DEFAULT):
+        for name in models_for(AnonymizerConfig(**policies.DEFAULT.engine_options())):
             registry.load(name, self.device)
         log.info("models loaded on %s in %.1f s", self.device, time.perf_counter() - started)
         for path in publish.clean_temp_files(self.public_root):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics, protocol
-from .jobs import TRAIN, Job, JobResult
+from .jobs import TRAIN, EvalPhoto, EvalPhotoResult
 
 FAR = 0.001
 SPLIT = "train"
@@ -29,16 +29,16 @@ VERSION = 1
 CELEBA_TRAIN_THRESHOLD = 0.5592
 
 
-def jobs(data_dir: Path, labels: protocol.Labels) -> list[Job]:
+def jobs(data_dir: Path, labels: protocol.Labels) -> list[EvalPhoto]:
     """One job per calibration photo; [] when the data set has no train split."""
     if labels.splits is None or SPLIT not in labels.splits:
         return []
     subjects = protocol.subjects_of(protocol.group(labels, SPLIT), None, IMAGES_PER_IDENTITY - 1)
-    return [Job(image.path, Path(data_dir) / image.path, TRAIN)
+    return [EvalPhoto(image.path, Path(data_dir) / image.path, TRAIN)
             for s in subjects for image in (s.gallery, *s.probes)]
 
 
-def cache_path(cache_dir: Path, calibration: list[Job]) -> Path:
+def cache_path(cache_dir: Path, calibration: list[EvalPhoto]) -> Path:
     digest = hashlib.sha1("\n".join([str(VERSION), *(j.image for j in calibration)]).encode()).hexdigest()[:12]
     return cache_dir / f"facenet-threshold-{digest}.json"
 
@@ -50,7 +50,8 @@ def load(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def measure(calibration: list[Job], results: dict[str, JobResult], labels: protocol.Labels) -> dict[str, Any]:
+def measure(calibration: list[EvalPhoto], results: dict[str, EvalPhotoResult],
+            labels: protocol.Labels) -> dict[str, Any]:
     """The threshold at FAR on the calibration photos' impostor pairs, with what it rests on."""
     identity = {row.path: row.identity for row in labels.rows}
     found = [j.image for j in calibration if results[j.image].items]

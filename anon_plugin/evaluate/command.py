@@ -72,7 +72,7 @@ def evaluate_command(ctx, data_dir, split, identities, probes, methods, strength
     import time
 
     from ..errors import AnonPluginError
-    from .run import Settings, evaluate
+    from .run import EvalOptions, evaluate
     from .variants import Strength
 
     try:
@@ -80,7 +80,7 @@ def evaluate_command(ctx, data_dir, split, identities, probes, methods, strength
         for s in strength_list:
             Strength.parse(s)
         method_list = _split_list(methods)
-        settings = Settings(data_dir, out_dir, split, identities, probes, method_list, strength_list, recognizer,
+        options = EvalOptions(data_dir, out_dir, split, identities, probes, method_list, strength_list, recognizer,
                             seed, workers, not quiet, examples,
                             command=_canonical(ctx, data_dir, split, identities, probes, methods, strengths,
                                                recognizer, seed, out_dir))
@@ -91,7 +91,7 @@ def evaluate_command(ctx, data_dir, split, identities, probes, methods, strength
         raise click.BadParameter(str(exc)) from None
     start = time.perf_counter()
     try:
-        results = evaluate(settings)
+        results = evaluate(options)
     except AnonPluginError as exc:
         click.echo(f"anon-plugin: {exc}", err=True)
         ctx.exit(1)

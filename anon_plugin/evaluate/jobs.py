@@ -30,7 +30,9 @@ _HEAVY = ("patch_png", "patch_origin", "hole_mask", "landmarks")
 
 
 @dataclass(frozen=True)
-class Job:
+class EvalPhoto:
+    """One photo of the evaluation and what to do with it (a job of a worker process)."""
+
     image: str  # path relative to the data dir
     path: Path  # absolute path
     role: str  # GALLERY, PROBE or TRAIN
@@ -42,7 +44,9 @@ class Job:
 
 
 @dataclass
-class JobResult:
+class EvalPhotoResult:
+    """What an ``EvalPhoto`` gave: its items, and the variants the pipeline ran for (not read from the cache)."""
+
     image: str
     items: dict[tuple[str, str | None], dict[str, Any]]  # (method, strength) -> item; ("original", None)
     rendered: list[tuple[str, str]] = field(default_factory=list)  # variants the pipeline ran for
@@ -85,7 +89,7 @@ def locate(rgb: np.ndarray, config: AnonymizerConfig) -> features.Reference | No
     return features.Reference(face.box, points, alignment.matrix)
 
 
-def _variant(analysis: Analysis, method: str, strength: Strength, job: Job) -> tuple[Variant, float]:
+def _variant(analysis: Analysis, method: str, strength: Strength, job: EvalPhoto) -> tuple[Variant, float]:
     """The anonymized photo and its end-to-end seconds (the analysis is shared by every variant)."""
     variant = render(analysis, method, strength, job.recognizer, job.seed)
     return variant, analysis.seconds["total"] + variant.seconds
@@ -109,7 +113,7 @@ def _measure(rgb: np.ndarray, outputs: list[np.ndarray], reference: features.Ref
     return found
 
 
-def _original_item(rgb: np.ndarray, analysis: Analysis, job: Job) -> dict[str, Any]:
+def _original_item(rgb: np.ndarray, analysis: Analysis, job: EvalPhoto) -> dict[str, Any]:
     reference, reason = _reference(analysis)
     item: dict[str, Any] = {"role": job.role, "n_faces": len(analysis.faces), "has_reference": reference is not None,
                             "reason": reason, "seconds": analysis.seconds["total"]}
@@ -153,11 +157,11 @@ def _refresh_attributes(rgb: np.ndarray, item: dict[str, Any], reference: featur
     return True
 
 
-def run(job: Job) -> JobResult:
+def run(job: EvalPhoto) -> EvalPhotoResult:
     """Compute (or read from the cache) every item of one photo."""
     rgb = load_rgb(job.path)
     config = AnonymizerConfig(recognizer=job.recognizer, seed=job.seed)
-    result = JobResult(job.image, {})
+    result = EvalPhotoResult(job.image, {})
     if job.role == TRAIN:
         reference = locate(rgb, config)
         if reference is not None:
@@ -203,7 +207,7 @@ def run(job: Job) -> JobResult:
     return result
 
 
-def run_timed(job: Job) -> tuple[JobResult, float]:
+def run_timed(job: EvalPhoto) -> tuple[EvalPhotoResult, float]:
     start = time.perf_counter()
     result = run(job)
     return result, time.perf_counter() - start

@@ -106,9 +106,9 @@ def _tile(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_AREA)
 
 
-def write_examples(path: Path, settings, chosen, items: dict, methods: tuple[str, ...],
+def write_examples(path: Path, options, chosen, items: dict, methods: tuple[str, ...],
                    strengths: list[str], root: Path) -> None:
-    """Up to ``settings.examples`` probes, evenly spread: original | attention map | mask | each method.
+    """Up to ``options.examples`` probes, evenly spread: original | attention map | mask | each method.
 
     Methods at medium strength (else the middle strength evaluated); every tile is the canonical crop at the
     original probe's alignment.
@@ -126,14 +126,14 @@ def write_examples(path: Path, settings, chosen, items: dict, methods: tuple[str
     probes = [p for _, p in chosen.probes if items[p.path][(store.ORIGINAL, None)]["has_reference"]]
     if not probes:
         return
-    picks = sorted({round(i) for i in np.linspace(0, len(probes) - 1, min(settings.examples, len(probes)))})
+    picks = sorted({round(i) for i in np.linspace(0, len(probes) - 1, min(options.examples, len(probes)))})
     threshold = Strength.parse(strength or "medium").threshold
-    config = AnonymizerConfig(recognizer=settings.recognizer, seed=settings.seed)
+    config = AnonymizerConfig(recognizer=options.recognizer, seed=options.seed)
     columns = ["original", "attention map", f"mask ({strength or 'medium'})", *shown]
     rows = [np.hstack([_label(c[:18], TILE) for c in columns])]
     for i in picks:
         probe = probes[i]
-        rgb = load_rgb(Path(settings.data_dir) / probe.path)
+        rgb = load_rgb(Path(options.data_dir) / probe.path)
         analysis = analyze(rgb, config)
         reference, _ = _reference(analysis)
         face = analysis.faces[0]

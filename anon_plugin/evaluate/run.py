@@ -1,6 +1,6 @@
 """The whole evaluation: protocol -> jobs (in worker processes, cached) -> metrics per row -> outputs.
 
-``evaluate(Settings(...))`` returns the results.json dictionary and writes
+``evaluate(EvalOptions(...))`` returns the results.json dictionary and writes
 results.json, results.md and examples.png into ``out_dir``.
 """
 
@@ -30,7 +30,9 @@ DEFAULT_ENGINE = fill.DEFAULT_METHOD + VERIFIED  # the default policy's engine: 
 
 
 @dataclass(frozen=True)
-class Settings:
+class EvalOptions:
+    """What ``evaluate`` runs: the data set and its selection, the methods and strengths, how, and where to."""
+
     data_dir: Path
     out_dir: Path
     split: str | None = None
@@ -88,7 +90,7 @@ class _Progress:
             print(f"{self.label}: {self.done}/{self.total} ({elapsed:.0f} s)", file=sys.stderr, flush=True)
 
 
-def _execute(work: list[jobs.Job], workers: int, progress: bool, label: str) -> Iterator[jobs.JobResult]:
+def _execute(work: list[jobs.EvalPhoto], workers: int, progress: bool, label: str) -> Iterator[jobs.EvalPhotoResult]:
     """Run the jobs (in ``workers`` processes when > 1), yielding results as they finish, with a progress bar."""
     with _Progress(len(work), label, progress) as bar:
         if workers <= 1:
@@ -114,15 +116,15 @@ def _execute(work: list[jobs.Job], workers: int, progress: bool, label: str) -> 
                 bar.update()
 
 
-def _facenet_threshold(settings: Settings, labels: protocol.Labels, cache_dir: Path) -> dict[str, Any]:
-    calibration = calibrate.jobs(settings.data_dir, labels)
+def _facenet_threshold(options: EvalOptions, labels: protocol.Labels, cache_dir: Path) -> dict[str, Any]:
+    calibration = calibrate.jobs(options.data_dir, labels)
     if not calibration:
         return calibrate.fallback()
     path = calibrate.cache_path(cache_dir, calibration)
     cached = calibrate.load(path)
     if cached is not None:
         return cached
-    results = {r.image: r for r in _execute(calibration, settings.workers, settings.progress, "FaceNet threshold")}
+    results = {r.image: r for r in _execute(calibration, options.workers, options.progress, "FaceNet threshold")}
     measured = calibrate.measure(calibration, results, labels)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(measured, indent=1))
@@ -255,30 +257,30 @@ def _hardware() -> str:
 
 # --- the run --------------------------------------------------------------------------------
 
-def evaluate(settings: Settings) -> dict[str, Any]:
+def evaluate(options: EvalOptions) -> dict[str, Any]:
     start = time.perf_counter()
-    methods = resolve_methods(settings.methods)
-    strengths = [Strength.parse(s) for s in settings.strengths]
+    methods = resolve_methods(options.methods)
+    strengths = [Strength.parse(s) for s in options.strengths]
     strength_labels = list(dict.fromkeys(s.label for s in strengths))
     variants = tuple((m, s) for m in methods for s in strength_labels)
-    labels = protocol.read_labels(settings.data_dir)
-    chosen = protocol.select(settings.data_dir, settings.split, settings.identities, settings.probes)
+    labels = protocol.read_labels(options.data_dir)
+    chosen = protocol.select(options.data_dir, options.split, options.identities, options.probes)
     attribute_key = features.attribute_model_key()
     classifier_names = features.attribute_names() if attribute_key else ()
     attribute_columns = bool(classifier_names) and set(classifier_names) <= set(labels.attribute_names)
     column = [labels.attribute_names.index(n) for n in classifier_names] if attribute_columns else []
-    root = store.root(settings.out_dir, settings.data_dir, settings.recognizer, settings.seed)
+    root = store.root(options.out_dir, options.data_dir, options.recognizer, options.seed)
 
-    facenet = _facenet_threshold(settings, labels, root.parent)
+    facenet = _facenet_threshold(options, labels, root.parent)
     threshold = {"sface": metrics.SFACE_THRESHOLD, "facenet": facenet["threshold"], "dlib": metrics.DLIB_THRESHOLD}
 
-    def job(image: protocol.LabeledImage, role: str) -> jobs.Job:
-        return jobs.Job(image.path, Path(settings.data_dir) / image.path, role, settings.recognizer, settings.seed,
+    def job(image: protocol.LabeledImage, role: str) -> jobs.EvalPhoto:
+        return jobs.EvalPhoto(image.path, Path(options.data_dir) / image.path, role, options.recognizer, options.seed,
                         variants if role == jobs.PROBE else (), root, attribute_key)
 
     work = [job(p, jobs.PROBE) for _, p in chosen.probes] + [job(s.gallery, jobs.GALLERY) for s in chosen.subjects]
     items, rendered = {}, []
-    for result in _execute(work, settings.workers, settings.progress, "evaluating"):
+    for result in _execute(work, options.workers, options.progress, "evaluating"):
         items[result.image] = result.items
         rendered += [(result.image, *v) for v in result.rendered]
 
@@ -290,22 +292,22 @@ def evaluate(settings: Settings) -> dict[str, Any]:
     mask_iou, mask_detail = _mask_iou(chosen.subjects, items)
     wall = time.perf_counter() - start
     results = {
-        "dataset": str(settings.data_dir),
-        "split": settings.split,
+        "dataset": str(options.data_dir),
+        "split": options.split,
         "identities": len(chosen.subjects),
-        "probes_per_identity": settings.probes,
+        "probes_per_identity": options.probes,
         "fid_network": features.FID_NETWORK,
         "facenet_threshold": facenet["threshold"],
         "mask_iou": mask_iou,
         "rows": rows,
         "details": {
-            "command": settings.command,
+            "command": options.command,
             "wall_seconds": round(wall, 1),
             "pipeline_runs": len(rendered),
-            "workers": settings.workers,
+            "workers": options.workers,
             "hardware": _hardware(),
-            "saliency_recognizer": settings.recognizer,
-            "seed": settings.seed,
+            "saliency_recognizer": options.recognizer,
+            "seed": options.seed,
             "thresholds": {
                 "sface": f"same person if cosine >= {metrics.SFACE_THRESHOLD}",
                 "facenet": f"same person if cosine > {facenet['threshold']} (0.1% FAR on train impostor pairs)",
@@ -322,12 +324,12 @@ def evaluate(settings: Settings) -> dict[str, Any]:
             "gallery_failures": gallery_failures,
         },
     }
-    out = Path(settings.out_dir)
+    out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=_json_default) + "\n")
     (out / "results.md").write_text(report.markdown(results))
-    if settings.examples:
-        report.write_examples(out / "examples.png", settings, chosen, items, methods, strength_labels, root)
+    if options.examples:
+        report.write_examples(out / "examples.png", options, chosen, items, methods, strength_labels, root)
     return results
 
 

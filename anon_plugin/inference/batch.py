@@ -333,6 +333,23 @@ def _measure(original: np.ndarray, anonymized: np.ndarray, record: FaceRecord) -
     return replace(record, similarity=similarity, seconds=seconds)
 
 
+def models_for(config: AnonymizerConfig) -> list[str]:
+    """The registry's models a batch under ``config`` may load, sorted: recorded with each output's
+    checksums, loaded at the daemon's start. A fallback's models are listed though a photo may never need them."""
+    names = {"yunet", "dlib68"}  # detect, landmarks
+    names |= set(recognition.RECOGNIZERS) if config.recognizer == "ensemble" else {config.recognizer}  # saliency
+    methods = {config.method}
+    if config.method in fill.NATIVE:
+        methods.add(fill.FALLBACK)  # the faces the prior cannot serve
+    if config.verify:
+        names |= set(verify.LINES)
+        threshold = mask.threshold_for(config.strength, config.threshold)
+        methods |= {step.method for step in verify.ladder(config.method, threshold) if step.method}
+    if config.measure:
+        names |= {*verify.LINES, "dlib_resnet"}
+    return sorted(names.union(*(fill.MODELS[m] for m in methods)))
+
+
 # The models are built once per process and shared by its threads (a daemon's workers, the
 # panel's previews), and Grad-CAM hooks them: one batch runs at a time, using every CPU thread
 # or the GPU anyway, while the other threads read, encode and publish.

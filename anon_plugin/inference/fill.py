@@ -194,6 +194,14 @@ FILLERS: dict[str, Filler] = {
     "blur": blur, "pixelate": pixelate, "solid": solid, "inpaint": inpaint, "generate": generate,
     "stylegan": stylegan,
 }
+# The registry's models each method loads (``batch.models_for``): the generator checks its candidates with
+# SFace; the prior measures traits and embeds the face to match and screen with both recognizers.
+MODELS: dict[str, frozenset[str]] = {
+    "blur": frozenset(), "pixelate": frozenset(), "solid": frozenset(), "inpaint": frozenset(),
+    "generate": frozenset({"generator", "sface"}),
+    "stylegan": frozenset({"stylegan", "stylegan_bank", "stylegan_directions", "stylegan_preview", "attributes",
+                           "sface", "facenet"}),
+}
 DEFAULT_METHOD = "generate"  # the default policy's (policies.Policy.method)
 NATIVE = frozenset({"stylegan"})  # methods filled at the face's own resolution, with its landmarks
 NATIVE_MAX = 1024  # the face prior's own size: a crop is never made larger

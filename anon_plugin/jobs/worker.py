@@ -29,8 +29,8 @@ from .. import __version__, publish
 from ..errors import InputError, OutputError, UnreadableError
 from ..imageio import DEFAULT_MAX_PIXELS, Picture, encode, read_picture
 from ..inference import batch, registry
-from ..inference.records import AnonymizerConfig, Result
-from ..policies import Policy
+from ..inference.records import Result
+from ..policies import Policy, engine_config
 from ..store import queries
 from ..store.db import session_scope
 from ..store.tables import Album, Face, Output, Photo
@@ -98,25 +98,6 @@ class Heartbeat:
         self._thread.join()
 
 
-def models_for(policy: Policy) -> list[str]:
-    """The models a batch under ``policy`` runs (recorded with each output's checksums)."""
-    names = ["yunet", "dlib68", *(("sface", "facenet") if policy.recognizer == "ensemble" else (policy.recognizer,))]
-    if policy.method == "generate":
-        names += ["generator", "sface"]
-    if policy.method == "stylegan":  # the prior, its bank, directions and preview head, the traits and
-        # recognizers it matches and screens with; generate is its fallback
-        names += ["stylegan", "stylegan_bank", "stylegan_directions", "stylegan_preview", "attributes", "generator",
-                  "sface", "facenet"]
-    if policy.verify:
-        names += ["sface", "facenet"]
-    return sorted(set(names))
-
-
-def seed_of(sha256: str) -> int:
-    """The fill's seed comes from the content: the same photo always gets the same new faces."""
-    return int(sha256[:8], 16)
-
-
 class Worker:
     """Runs publish jobs; models load once per process, at the first batch."""
 
@@ -174,7 +155,7 @@ class Worker:
             work.append((task, picture))
         if not work:
             return
-        configs = [AnonymizerConfig(**t.policy.engine_options(), seed=seed_of(p.sha256)) for t, p in work]
+        configs = [engine_config(t.policy, p.sha256) for t, p in work]
         start = time.perf_counter()
         try:
             results = batch.anonymize_batch([p.rgb for _, p in work], configs, self.device, self.max_batch)
@@ -307,10 +288,11 @@ class Worker:
                 log.info("%s/%s: moved to %s while it was rendered; its copy follows", task.album, task.relative,
                          photo.relative_path)
                 target = moved_to
+            models = batch.models_for(engine_config(policy, picture.sha256))
             output = Output(
                 photo_id=task.job.photo_id, source_sha256=picture.sha256, public_path=str(target),
                 public_sha256=public_sha, policy_version_id=task.policy_version_id, engine_version=__version__,
-                model_sha256s={n: registry.spec(n).sha256 for n in models_for(policy)}, device=self.device,
+                model_sha256s={n: registry.spec(n).sha256 for n in models}, device=self.device,
                 seconds=round(seconds, 4), removed_tags=removed, notes=notes, status="held" if hold else "published",
             )
             session.add(output)

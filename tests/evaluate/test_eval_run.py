@@ -11,7 +11,7 @@ import pytest
 
 from anon_plugin.inference import fill
 from anon_plugin.evaluate import calibrate, features
-from anon_plugin.evaluate.run import Settings, evaluate
+from anon_plugin.evaluate.run import EvalOptions, evaluate
 
 ROW_KEYS = {"method", "strength", "n_probes", "recognition_rate", "leak_rate", "fid", "kid", "ssim", "psnr",
             "changed_area", "attribute_rate", "detection_rate", "seconds_per_face", "failures", "ladder"}
@@ -45,7 +45,7 @@ def first_run(tiny_celeba: Path, tmp_path_factory):
     calls: Counter = Counter()
     with pytest.MonkeyPatch.context() as mp:
         _counting(mp, calls, ("solid", "pixelate"))
-        results = evaluate(Settings(tiny_celeba, out, split="eval", probes=2, methods=("original", "solid"),
+        results = evaluate(EvalOptions(tiny_celeba, out, split="eval", probes=2, methods=("original", "solid"),
                                     strengths=("0",), workers=1, progress=False, examples=3))
     return out, results, calls
 
@@ -102,7 +102,7 @@ def test_rerun_with_one_more_method_runs_only_that_method(first_run, tiny_celeba
     assert first_calls == {"solid": 20}  # 20 probes
     calls: Counter = Counter()
     _counting(monkeypatch, calls, ("solid", "pixelate"))
-    after = evaluate(Settings(tiny_celeba, out, split="eval", probes=2, methods=("solid", "pixelate"),
+    after = evaluate(EvalOptions(tiny_celeba, out, split="eval", probes=2, methods=("solid", "pixelate"),
                               strengths=("0",), workers=1, progress=False, examples=0))
     assert calls == {"pixelate": 20}
     assert after["details"]["pipeline_runs"] == 20
@@ -112,7 +112,7 @@ def test_rerun_with_one_more_method_runs_only_that_method(first_run, tiny_celeba
 
 
 def test_data_without_split_or_attributes(celeba_subset, tmp_path):
-    results = evaluate(Settings(celeba_subset(3, 2, ["path", "identity"]), tmp_path, methods=("inpaint",),
+    results = evaluate(EvalOptions(celeba_subset(3, 2, ["path", "identity"]), tmp_path, methods=("inpaint",),
                                 strengths=("medium",), workers=1, progress=False, examples=0))
     assert results["split"] is None and results["identities"] == 3
     assert all(r["attribute_rate"] is None for r in results["rows"])
@@ -123,7 +123,7 @@ def test_data_without_split_or_attributes(celeba_subset, tmp_path):
 @pytest.mark.slow
 def test_worker_processes_give_the_same_results(tiny_celeba, tmp_path):
     def run(workers: int, out: Path) -> dict:
-        return evaluate(Settings(tiny_celeba, out, split="eval", identities=3, probes=1, methods=("blur",),
+        return evaluate(EvalOptions(tiny_celeba, out, split="eval", identities=3, probes=1, methods=("blur",),
                                  strengths=("medium",), workers=workers, progress=False, examples=0))
 
     one, two = run(1, tmp_path / "one"), run(2, tmp_path / "two")

@@ -90,3 +90,43 @@ def test_configs_must_match_the_photos(photos):
     rgbs, configs, _ = photos
     with pytest.raises(ValueError):
         batch.anonymize_batch(rgbs, configs[:-1])
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The names the registry is asked to load, each load going through to the real one."""
+    from anon_plugin.inference import prior_fill, registry
+
+    names: set[str] = set()
+    real = registry.load
+
+    def spy(name: str, device: str = "cpu"):
+        names.add(name)
+        return real(name, device)
+
+    monkeypatch.setattr(registry, "load", spy)
+    # registry.load builds once per process but is asked every time; these keep what it gave them
+    prior_fill._directions.cache_clear()
+    prior_fill._bank.cache_clear()
+    return names
+
+
+CONFIGS = [*(dict(method=m, verify=v) for m in fill.FILLERS for v in (False, True)),
+           dict(method="blur", verify=False, recognizer="ensemble"), dict(method="blur", verify=False, measure=True)]
+
+
+@pytest.mark.parametrize("options", CONFIGS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_models_for_names_the_models_a_batch_loads(wild_photos, loads, options):
+    config = AnonymizerConfig(**options)
+    one_face = load_rgb(wild_photos[0].parent / "003817.jpg")  # 195 x 260 px: the prior serves it
+    (result,) = batch.anonymize_batch([one_face], [config])
+    assert len(result.faces) == 1
+    named = set(batch.models_for(config))
+    assert loads <= named
+    # The prior's fallback (faces it cannot serve, the end of its ladder) is listed, loaded when a face needs it.
+    fallback = fill.MODELS[fill.FALLBACK] if config.method in fill.NATIVE else set()
+    assert named - loads <= fallback
+
+
+def test_every_method_names_its_models():
+    assert set(fill.MODELS) == set(fill.FILLERS)
