@@ -9,18 +9,21 @@ photo again under the album's current policy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import photos, policies
-from .library.walk import PhotoFile
 from .errors import AlbumError
 from .jobs import queue
+from .library.ignore import PathFilter
+from .library.walk import PhotoFile, scan_album
 from .store import queries
+from .store.db import session_scope
 from .store.tables import Album, Photo, utcnow
 
 log = logging.getLogger("anon_plugin.albums")
@@ -115,6 +118,27 @@ def share(session: Session, album: Album, found: Iterable[PhotoFile], by: str | 
     policies.current(session, album.id)  # the policy its copies will name, version 1 if it had none
     queries.audit(session, by, "share", album.name)
     return sum(photos.seen(session, album, f) for f in found)
+
+
+def share_folder(engine: Engine, album_id: int, path_filter: PathFilter, by: str | None, *,
+                 progress: Callable[[list[PhotoFile]], Iterable[PhotoFile]] = iter) -> int:
+    """Share the album ``album_id`` and queue the photos in its folder, as ``share``; returns how many were queued.
+
+    The folder is walked with no transaction open, so the daemon never waits on a walk; the album is then
+    read again and shared in one short write transaction. ``progress`` wraps the photos as they are queued
+    (the CLI's progress bar). Raises AlbumError when the album is unknown or its folder gone, or as ``share``.
+    """
+    with session_scope(engine, read_only=True) as session:
+        album = queries.present_album(session, album_id)
+        if album is None:
+            raise AlbumError(f"no album with id {album_id}; `anon-plugin albums list` shows them")
+        root, name = Path(album.root), album.name
+    found = list(scan_album(root, name, path_filter))
+    with session_scope(engine) as session:
+        album = queries.present_album(session, album_id)
+        if album is None:
+            raise AlbumError(f"album {name!r}: its folder went away while it was read")
+        return share(session, album, progress(found), by)
 
 
 def set_policy(session: Session, album: Album, policy: policies.Policy, by: str | None) -> tuple[int, int]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
-from pathlib import Path
+from collections.abc import Iterator
+from typing import TypeVar
 
 import click
 
-from . import guarded, settings, store
+from . import database, guarded, settings, store
+
+T = TypeVar("T")
 
 
 def _sync(ctx: click.Context, session) -> None:
@@ -20,6 +24,12 @@ def _sync(ctx: click.Context, session) -> None:
 
     s = settings(ctx)
     albums.sync(session, album_folders(s.library_roots, PathFilter(s.watch.ignore)), s.share_new_albums)
+
+
+def _progress(label: str, items: list[T]) -> Iterator[T]:
+    """``items``, with a progress bar on stderr while they are taken (none for fewer than two)."""
+    with click.progressbar(items, label=label, file=sys.stderr, show_pos=True, hidden=len(items) < 2) as bar:
+        yield from bar
 
 
 @click.group("albums")
@@ -55,20 +65,16 @@ def share(ctx: click.Context, name: str) -> None:
     """Share NAME: its photos get public copies (the daemon publishes them)."""
     from .. import albums
     from ..library.ignore import PathFilter
-    from ..library.walk import scan_album
-    from ..store.tables import Album
+    from ..store.db import session_scope
 
     path_filter = PathFilter(settings(ctx).watch.ignore)
-    with store(ctx) as session:
-        _sync(ctx, session)
-        album = guarded(ctx, lambda: albums.find(session, name))
-        album_id, root, folder = album.id, Path(album.root), album.name
-    found = list(scan_album(root, folder, path_filter))  # walked with no transaction open: the daemon never waits on it
-    with store(ctx) as session:
-        album = session.get(Album, album_id)
-        with click.progressbar(found, label=f"queueing {folder}", file=sys.stderr, show_pos=True,
-                               hidden=len(found) < 2) as bar:
-            queued = guarded(ctx, lambda: albums.share(session, album, bar, by=None))
+    with database(ctx) as engine:
+        with session_scope(engine) as session:
+            _sync(ctx, session)
+            album = guarded(ctx, lambda: albums.find(session, name))
+            album_id, folder = album.id, album.name
+        progress = functools.partial(_progress, f"queueing {folder}")
+        queued = guarded(ctx, lambda: albums.share_folder(engine, album_id, path_filter, by=None, progress=progress))
     click.echo(f"anon-plugin: album {name} shared; {queued} photo(s) queued", err=True)
 
 

@@ -9,7 +9,6 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 
 from ... import albums, policies, provenance
 from ...library.ignore import PathFilter
-from ...library.walk import scan_album
 from ...errors import AlbumError, InputError
 from ...policies import Policy
 from ...store import queries
@@ -53,19 +52,16 @@ def album(album_id: int) -> str:
 def share(album_id: int) -> Response:
     with reading() as s:
         row = found(queries.present_album(s, album_id))
-        root, name = Path(row.root), row.name
-    # The folder is walked before the write transaction opens, so the daemon never waits on a walk.
-    seen = list(scan_album(root, name, PathFilter(panel().settings.watch.ignore)))
-    with writing() as s:
-        row = found(queries.present_album(s, album_id))
-        if row.shared:
-            flash(f"{name} is shared already.", "info")
-        else:
-            try:
-                queued = albums.share(s, row, seen, by=user_name())
-                flash(f"{name} is shared: {queued} photo(s) queued for publishing.", "ok")
-            except AlbumError as exc:
-                flash(str(exc), "error")
+        name, shared = row.name, row.shared
+    if shared:
+        flash(f"{name} is shared already.", "info")
+        return redirect(url_for("albums.album", album_id=album_id))
+    try:
+        queued = albums.share_folder(panel().engine, album_id, PathFilter(panel().settings.watch.ignore),
+                                     by=user_name())
+        flash(f"{name} is shared: {queued} photo(s) queued for publishing.", "ok")
+    except AlbumError as exc:
+        flash(str(exc), "error")
     return redirect(url_for("albums.album", album_id=album_id))
 
 
