@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,12 +21,21 @@ from . import photos, policies
 from .errors import AlbumError
 from .jobs import queue
 from .library.ignore import PathFilter
-from .library.walk import PhotoFile, scan_album
+from .library.walk import NotAPhoto, PhotoFile, WalkProblem, scan_album
 from .store import queries
 from .store.db import session_scope
 from .store.tables import Album, Photo, utcnow
 
 log = logging.getLogger("anon_plugin.albums")
+
+
+@dataclass(frozen=True)
+class NotPublished:
+    """A file of a shared album that gets no public copy, and why: a video, a document, a symbolic link, a
+    folder that cannot be read. ``path`` is POSIX, relative to the album folder ("" for the folder itself)."""
+
+    path: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class AlbumSummary:
     held: int
     pending: int
     missing: bool = False  # the folder is gone but the album is still shared (its copies stay)
+    not_published: tuple[NotPublished, ...] = ()  # of a shared album's folder, filled by ``with_not_published``
 
 
 def sync(session: Session, found: Iterable[tuple[Path, str]], share_new: bool) -> list[str]:
@@ -98,6 +108,23 @@ def summaries(session: Session, album_id: int | None = None) -> list[AlbumSummar
             missing=album.removed_at is not None,
         ))
     return out
+
+
+def not_published(root: Path, name: str, path_filter: PathFilter) -> tuple[NotPublished, ...]:
+    """What the album folder ``root / name`` holds that is neither a photo nor ignored clutter, and what the walk
+    could not look into, by path. Walks the folder now: call it with no write transaction open."""
+    others: list[NotAPhoto] = []
+    problems: list[WalkProblem] = []
+    for _photo in scan_album(root, name, path_filter, problems=problems, not_photos=others):
+        pass
+    found = [NotPublished(f.path, f.reason) for f in (*others, *problems)]
+    return tuple(sorted(found, key=lambda f: f.path))
+
+
+def with_not_published(rows: list[AlbumSummary], path_filter: PathFilter) -> list[AlbumSummary]:
+    """``rows`` with ``not_published`` filled for every shared album whose folder is there (see ``not_published``)."""
+    return [replace(r, not_published=not_published(Path(r.root), r.name, path_filter))
+            if r.shared and not r.missing else r for r in rows]
 
 
 def _shared_namesake(session: Session, name: str, other_than: int | None = None) -> Album | None:

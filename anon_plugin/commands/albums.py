@@ -41,12 +41,19 @@ def albums_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per album, as a list.")
 @click.pass_context
 def list_albums(ctx: click.Context, as_json: bool) -> None:
-    """Every album with its sharing, policy version and photo counts."""
+    """Every album with its sharing, policy version and photo counts.
+
+    A shared album also counts the files it does not publish (videos, other files that are not photos,
+    links and folders that cannot be read); --json lists them, each with its reason. System and sync
+    clutter (.DS_Store, @eaDir, hidden files) and the [watch] ignore patterns are left out.
+    """
     from .. import albums
+    from ..library.ignore import PathFilter
 
     with store(ctx) as session:
         _sync(ctx, session)
         rows = albums.summaries(session)
+    rows = albums.with_not_published(rows, PathFilter(settings(ctx).watch.ignore))  # walked after the transaction
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
@@ -55,7 +62,9 @@ def list_albums(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r.name:24} {'yes' if r.shared else 'no':6} {r.policy_version or '-'!s:6} {r.photos:>6} "
                    f"{r.published:>9} {r.failed:>6} {r.held:>5} {r.pending:>7}"
-                   + ("  (folder missing: its copies stay until it is back or unshared)" if r.missing else ""))
+                   + ("  (folder missing: its copies stay until it is back or unshared)" if r.missing else "")
+                   + (f"  ({len(r.not_published)} file(s) not published: --json lists them with the reason)"
+                      if r.not_published else ""))
 
 
 @albums_group.command()

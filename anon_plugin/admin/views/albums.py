@@ -37,10 +37,12 @@ def index() -> str:
 
 @bp.route("/albums/<int:album_id>")
 def album(album_id: int) -> str:
-    """The album's counts; while a backfill runs, the page refreshes itself (no JavaScript needed)."""
+    """The album's counts and the files it does not publish; while a backfill runs, the page refreshes itself
+    (no JavaScript needed). The folder is walked in the read transaction, which holds no lock."""
     with reading() as s:
         row = found(queries.listed_album(s, album_id))
-        (summary,) = albums.summaries(s, album_id)
+        (summary,) = albums.with_not_published(albums.summaries(s, album_id),
+                                               PathFilter(panel().settings.watch.ignore))
         jobs = queries.album_jobs(s, album_id)
         photos = provenance.photos_of(s, album_id, limit=ALBUM_PHOTOS)
         return render_template("albums/album.html", album=row, summary=summary, jobs=jobs, photos=photos,
