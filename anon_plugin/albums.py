@@ -117,7 +117,7 @@ def not_published(root: Path, name: str, path_filter: PathFilter) -> tuple[NotPu
     problems: list[WalkProblem] = []
     for _photo in scan_album(root, name, path_filter, problems=problems, not_photos=others):
         pass
-    found = [NotPublished(f.path, f.reason) for f in (*others, *problems)]
+    found = [NotPublished(f.path, f.reason) for f in others] + [NotPublished(p.path, p.reason) for p in problems]
     return tuple(sorted(found, key=lambda f: f.path))
 
 
