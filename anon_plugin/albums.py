@@ -9,21 +9,33 @@ photo again under the album's current policy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from . import photos, policies
-from .library.walk import PhotoFile
 from .errors import AlbumError
 from .jobs import queue
+from .library.ignore import PathFilter
+from .library.walk import NotAPhoto, PhotoFile, WalkProblem, scan_album
 from .store import queries
+from .store.db import session_scope
 from .store.tables import Album, Photo, utcnow
 
 log = logging.getLogger("anon_plugin.albums")
+
+
+@dataclass(frozen=True)
+class NotPublished:
+    """A file of a shared album that gets no public copy, and why: a video, a document, a symbolic link, a
+    folder that cannot be read. ``path`` is POSIX, relative to the album folder ("" for the folder itself)."""
+
+    path: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class AlbumSummary:
     held: int
     pending: int
     missing: bool = False  # the folder is gone but the album is still shared (its copies stay)
+    not_published: tuple[NotPublished, ...] = ()  # of a shared album's folder, filled by ``with_not_published``
 
 
 def sync(session: Session, found: Iterable[tuple[Path, str]], share_new: bool) -> list[str]:
@@ -97,6 +110,23 @@ def summaries(session: Session, album_id: int | None = None) -> list[AlbumSummar
     return out
 
 
+def not_published(root: Path, name: str, path_filter: PathFilter) -> tuple[NotPublished, ...]:
+    """What the album folder ``root / name`` holds that is neither a photo nor ignored clutter, and what the walk
+    could not look into, by path. Walks the folder now: call it with no write transaction open."""
+    others: list[NotAPhoto] = []
+    problems: list[WalkProblem] = []
+    for _photo in scan_album(root, name, path_filter, problems=problems, not_photos=others):
+        pass
+    found = [NotPublished(f.path, f.reason) for f in others] + [NotPublished(p.path, p.reason) for p in problems]
+    return tuple(sorted(found, key=lambda f: f.path))
+
+
+def with_not_published(rows: list[AlbumSummary], path_filter: PathFilter) -> list[AlbumSummary]:
+    """``rows`` with ``not_published`` filled for every shared album whose folder is there (see ``not_published``)."""
+    return [replace(r, not_published=not_published(Path(r.root), r.name, path_filter))
+            if r.shared and not r.missing else r for r in rows]
+
+
 def _shared_namesake(session: Session, name: str, other_than: int | None = None) -> Album | None:
     """A shared album of this name in another library root: its public copies go to the same folder."""
     return session.scalar(sa.select(Album).where(Album.name == name, Album.shared, Album.id != (other_than or -1)))
@@ -115,6 +145,27 @@ def share(session: Session, album: Album, found: Iterable[PhotoFile], by: str | 
     policies.current(session, album.id)  # the policy its copies will name, version 1 if it had none
     queries.audit(session, by, "share", album.name)
     return sum(photos.seen(session, album, f) for f in found)
+
+
+def share_folder(engine: Engine, album_id: int, path_filter: PathFilter, by: str | None, *,
+                 progress: Callable[[list[PhotoFile]], Iterable[PhotoFile]] = iter) -> int:
+    """Share the album ``album_id`` and queue the photos in its folder, as ``share``; returns how many were queued.
+
+    The folder is walked with no transaction open, so the daemon never waits on a walk; the album is then
+    read again and shared in one short write transaction. ``progress`` wraps the photos as they are queued
+    (the CLI's progress bar). Raises AlbumError when the album is unknown or its folder gone, or as ``share``.
+    """
+    with session_scope(engine, read_only=True) as session:
+        album = queries.present_album(session, album_id)
+        if album is None:
+            raise AlbumError(f"no album with id {album_id}; `anon-plugin albums list` shows them")
+        root, name = Path(album.root), album.name
+    found = list(scan_album(root, name, path_filter))
+    with session_scope(engine) as session:
+        album = queries.present_album(session, album_id)
+        if album is None:
+            raise AlbumError(f"album {name!r}: its folder went away while it was read")
+        return share(session, album, progress(found), by)
 
 
 def set_policy(session: Session, album: Album, policy: policies.Policy, by: str | None) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """The CLI's command families, one module each, loaded only when run (see ``cli._LazyGroup``).
 
 What they share: settings read once per command, the store opened at its
-current schema, and library errors turned into one line and exit code 1.
+current schema (a session, or the engine for work that opens its own), and
+library errors turned into one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -41,16 +42,24 @@ def settings(ctx: click.Context):
 
 
 @contextmanager
-def store(ctx: click.Context) -> Iterator:
-    """A write session on the settings' database, which must be at the current schema."""
+def database(ctx: click.Context) -> Iterator:
+    """An engine on the settings' database, which must be at the current schema; disposed when the block ends."""
     from ..store import migrate
-    from ..store.db import engine_for, session_scope
+    from ..store.db import engine_for
 
     url = settings(ctx).database_url
     guarded(ctx, lambda: migrate.require_head(url))
     engine = engine_for(url)
     try:
-        with session_scope(engine) as session:
-            yield session
+        yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def store(ctx: click.Context) -> Iterator:
+    """A write session on the settings' database, which must be at the current schema."""
+    from ..store.db import session_scope
+
+    with database(ctx) as engine, session_scope(engine) as session:
+        yield session

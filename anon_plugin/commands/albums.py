@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
-from pathlib import Path
+from collections.abc import Iterator
+from typing import TypeVar
 
 import click
 
-from . import guarded, settings, store
+from . import database, guarded, settings, store
+
+T = TypeVar("T")
 
 
 def _sync(ctx: click.Context, session) -> None:
@@ -22,6 +26,12 @@ def _sync(ctx: click.Context, session) -> None:
     albums.sync(session, album_folders(s.library_roots, PathFilter(s.watch.ignore)), s.share_new_albums)
 
 
+def _progress(label: str, items: list[T]) -> Iterator[T]:
+    """``items``, with a progress bar on stderr while they are taken (none for fewer than two)."""
+    with click.progressbar(items, label=label, file=sys.stderr, show_pos=True, hidden=len(items) < 2) as bar:
+        yield from bar
+
+
 @click.group("albums")
 def albums_group() -> None:
     """List albums and share, unshare or republish them."""
@@ -31,12 +41,19 @@ def albums_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per album, as a list.")
 @click.pass_context
 def list_albums(ctx: click.Context, as_json: bool) -> None:
-    """Every album with its sharing, policy version and photo counts."""
+    """Every album with its sharing, policy version and photo counts.
+
+    A shared album also counts the files it does not publish (videos, other files that are not photos,
+    links and folders that cannot be read); --json lists them, each with its reason. System and sync
+    clutter (.DS_Store, @eaDir, hidden files) and the [watch] ignore patterns are left out.
+    """
     from .. import albums
+    from ..library.ignore import PathFilter
 
     with store(ctx) as session:
         _sync(ctx, session)
         rows = albums.summaries(session)
+    rows = albums.with_not_published(rows, PathFilter(settings(ctx).watch.ignore))  # walked after the transaction
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
@@ -45,7 +62,9 @@ def list_albums(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r.name:24} {'yes' if r.shared else 'no':6} {r.policy_version or '-'!s:6} {r.photos:>6} "
                    f"{r.published:>9} {r.failed:>6} {r.held:>5} {r.pending:>7}"
-                   + ("  (folder missing: its copies stay until it is back or unshared)" if r.missing else ""))
+                   + ("  (folder missing: its copies stay until it is back or unshared)" if r.missing else "")
+                   + (f"  ({len(r.not_published)} file(s) not published: --json lists them with the reason)"
+                      if r.not_published else ""))
 
 
 @albums_group.command()
@@ -55,20 +74,16 @@ def share(ctx: click.Context, name: str) -> None:
     """Share NAME: its photos get public copies (the daemon publishes them)."""
     from .. import albums
     from ..library.ignore import PathFilter
-    from ..library.walk import scan_album
-    from ..store.tables import Album
+    from ..store.db import session_scope
 
     path_filter = PathFilter(settings(ctx).watch.ignore)
-    with store(ctx) as session:
-        _sync(ctx, session)
-        album = guarded(ctx, lambda: albums.find(session, name))
-        album_id, root, folder = album.id, Path(album.root), album.name
-    found = list(scan_album(root, folder, path_filter))  # walked with no transaction open: the daemon never waits on it
-    with store(ctx) as session:
-        album = session.get(Album, album_id)
-        with click.progressbar(found, label=f"queueing {folder}", file=sys.stderr, show_pos=True,
-                               hidden=len(found) < 2) as bar:
-            queued = guarded(ctx, lambda: albums.share(session, album, bar, by=None))
+    with database(ctx) as engine:
+        with session_scope(engine) as session:
+            _sync(ctx, session)
+            album = guarded(ctx, lambda: albums.find(session, name))
+            album_id, folder = album.id, album.name
+        progress = functools.partial(_progress, f"queueing {folder}")
+        queued = guarded(ctx, lambda: albums.share_folder(engine, album_id, path_filter, by=None, progress=progress))
     click.echo(f"anon-plugin: album {name} shared; {queued} photo(s) queued", err=True)
 
 

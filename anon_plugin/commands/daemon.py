@@ -116,7 +116,6 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
     from .. import albums, logs, provenance
     from ..config import load_settings
     from ..library.ignore import PathFilter
-    from ..library.walk import scan_album
     from ..store import migrate
     from ..store.db import session_scope
 
@@ -131,18 +130,18 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
     service = _service(ctx, s)
     with session_scope(service.engine) as session:
         albums.sync(session, [(library, "family")], share_new=False)
-        album = albums.find(session, "family")
-        albums.share(session, album, scan_album(library, "family", PathFilter()), by="demo")
+        album_id = albums.find(session, "family").id
+    albums.share_folder(service.engine, album_id, PathFilter(s.watch.ignore), by="demo")
     service.start()
     try:
         while True:
             with session_scope(service.engine) as session:
-                (summary,) = albums.summaries(session, album.id)
+                (summary,) = albums.summaries(session, album_id)
             if summary.pending == 0:
                 break
             time.sleep(0.5)
         with session_scope(service.engine) as session:
-            for photo in provenance.photos_of(session, album.id):
+            for photo in provenance.photos_of(session, album_id):
                 record = provenance.record(session, photo)
                 latest = record["outputs"][0] if record["outputs"] else None
                 if latest is None:

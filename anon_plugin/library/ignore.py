@@ -1,4 +1,4 @@
-"""What the daemon looks at: photos by extension, minus system and sync clutter.
+"""What the library walk looks at: photos by extension, minus system and sync clutter.
 
 Photo servers share folders with NAS indexers, sync tools and desktops that
 leave their own files beside the photos (macOS ``._*`` shadow files and
@@ -9,6 +9,11 @@ the admin's patterns (``[watch] ignore``) add to them, never replace them.
 
 Paths are given relative to the library root, album first
 (``Family/2024/beach.jpg``), so a pattern can name an album as well as a file.
+
+Two kinds of file are not candidate photos. What is ``ignored`` (the clutter
+above, hidden files, the admin's patterns) is passed over without a word.
+The rest is the album's content all the same, a video or a document, and is
+listed as not published with its reason (``formats.not_a_photo``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
-from ..formats import PHOTO_SUFFIXES
+from ..formats import not_a_photo
 
 IGNORED_FILES = (".DS_Store", "._*", "Thumbs.db", "desktop.ini")
 IGNORED_FOLDERS = ("@eaDir", ".stfolder", ".stversions", "#recycle", ".Trashes", "__MACOSX")
@@ -78,20 +83,19 @@ class PathFilter:
                 return reason
         return self._pattern_reason(relative, parts)
 
-    def reason(self, relative: PurePosixPath) -> str | None:
-        """Why the file ``relative`` is not a candidate photo; None when it is one."""
+    def ignored(self, relative: PurePosixPath) -> str | None:
+        """Why the file ``relative`` is passed over without a word (system and sync clutter, hidden files and
+        folders, the admin's patterns); None when it is the album's content, a photo or not."""
         parts = _parts(relative)
         for name in parts[:-1]:
             reason = _folder_reason(name)
             if reason is not None:
                 return reason
-        reason = _file_reason(parts[-1]) or self._pattern_reason(relative, parts)
-        if reason is not None:
-            return reason
-        suffix = relative.suffix.lower()
-        if suffix not in PHOTO_SUFFIXES:
-            return f"not a photo ({suffix})" if suffix else "not a photo (no extension)"
-        return None
+        return _file_reason(parts[-1]) or self._pattern_reason(relative, parts)
+
+    def reason(self, relative: PurePosixPath) -> str | None:
+        """Why the file ``relative`` is not a candidate photo (ignored, a video, not a photo); None when it is one."""
+        return self.ignored(relative) or not_a_photo(relative.name)
 
     def wanted(self, relative: PurePosixPath) -> bool:
         """True for a candidate photo."""

@@ -6,7 +6,9 @@ So the service walks the roots at start and again every ``rescan_interval``
 and compares what it finds with the store. The walk never follows symbolic
 links (a link could lead out of the library, or in circles) and never looks
 into an ignored folder. A folder it cannot read is reported and skipped; the
-walk goes on.
+walk goes on. The files it passes over that are not clutter (videos, documents)
+are told to whoever asks for them (``not_photos``), so that an album can list
+what it does not publish.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..formats import not_a_photo
 from .ignore import PathFilter
 
 log = logging.getLogger("anon_plugin.library")
+BUILT_IN = PathFilter()  # the built-in rules alone
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,16 @@ class WalkProblem:
     unknown: bool = True
 
 
+@dataclass(frozen=True)
+class NotAPhoto:
+    """A file of the album that is not clutter and not a photo (a video, a document): ``reason`` says which."""
+
+    root: Path
+    album: str
+    path: str
+    reason: str
+
+
 def _entries(folder: Path, where: tuple[Path, str, str], problems: list[WalkProblem] | None) -> list[os.DirEntry]:
     """The folder's entries sorted by name; [] (and a problem) when it cannot be read."""
     try:
@@ -64,7 +78,7 @@ def _report(skipped: WalkProblem, problems: list[WalkProblem] | None) -> None:
         problems.append(skipped)
 
 
-def albums(roots: Iterable[Path], path_filter: PathFilter = PathFilter(), *,
+def albums(roots: Iterable[Path], path_filter: PathFilter = BUILT_IN, *,
            problems: list[WalkProblem] | None = None) -> list[tuple[Path, str]]:
     """The albums: ``(root, folder name)`` of each first-level folder that is not ignored."""
     found = []
@@ -80,10 +94,12 @@ def albums(roots: Iterable[Path], path_filter: PathFilter = PathFilter(), *,
 
 
 def scan_album(root: Path, album: str, path_filter: PathFilter, *, under: str = "",
-               problems: list[WalkProblem] | None = None) -> Iterator[PhotoFile]:
+               problems: list[WalkProblem] | None = None,
+               not_photos: list[NotAPhoto] | None = None) -> Iterator[PhotoFile]:
     """The candidate photos in one album, or in its subfolder ``under`` (POSIX, relative to the album).
 
-    Depth first: a folder's photos in name order, then its subfolders in name order.
+    Depth first: a folder's photos in name order, then its subfolders in name order. The files that are
+    neither photos nor ignored are appended to ``not_photos`` when it is a list.
     """
     stack = [PurePosixPath(under)]
     while stack:
@@ -95,8 +111,12 @@ def scan_album(root: Path, album: str, path_filter: PathFilter, *, under: str = 
             if entry.is_dir(follow_symlinks=False):
                 if path_filter.folder_reason(in_root) is None:
                     subfolders.append(inner)
-            elif path_filter.reason(in_root) is None:
-                yield from _found(entry, root, album, inner, problems)
+            elif path_filter.ignored(in_root) is None:
+                why = not_a_photo(entry.name)
+                if why is None:
+                    yield from _found(entry, root, album, inner, problems)
+                elif not_photos is not None:
+                    not_photos.append(NotAPhoto(root, album, str(inner), why))
         stack.extend(reversed(subfolders))
 
 
@@ -120,7 +140,8 @@ def _found(entry: os.DirEntry, root: Path, album: str, inner: PurePosixPath,
         yield PhotoFile(root, album, str(inner), st.st_size, st.st_mtime_ns)
 
 
-def scan(roots: Iterable[Path], path_filter: PathFilter, *, problems: list[WalkProblem] | None = None) -> Iterator[PhotoFile]:
+def scan(roots: Iterable[Path], path_filter: PathFilter, *,
+         problems: list[WalkProblem] | None = None) -> Iterator[PhotoFile]:
     """Every candidate photo under ``roots``: root by root, album by album (name order), as ``scan_album``.
 
     Folders that cannot be read are logged and, when ``problems`` is a list,

@@ -52,6 +52,29 @@ def test_sharing_queues_the_album_and_shows_its_progress(signed_in, store):
     assert ("admin", "share", "family") in _audit(store)
 
 
+def test_sharing_a_shared_album_again_is_a_message_not_a_second_share(signed_in, store):
+    family = _album_id(store, "family")
+    signed_in.post(f"/albums/{family}/share")
+    again = signed_in.post(f"/albums/{family}/share", follow_redirects=True)
+    assert again.status_code == 200 and "family is shared already." in again.text
+    assert _audit(store).count(("admin", "share", "family")) == 1
+
+
+def test_the_album_page_lists_the_files_it_does_not_publish_with_the_reason(signed_in, store, library):
+    for name in ("clip.mp4", "trip/film.mov", "notes.txt", ".DS_Store", "@eaDir/a.jpg/SYNOFILE_THUMB_M.jpg"):
+        (library / "family" / name).parent.mkdir(parents=True, exist_ok=True)
+        (library / "family" / name).write_bytes(b"not published")
+    family = _album_id(store, "family")
+    assert 'id="not-published"' not in signed_in.client.get(f"/albums/{family}").text  # not shared: not walked
+    page = signed_in.post(f"/albums/{family}/share", follow_redirects=True).text
+    assert "2 photo(s) queued" in page
+    section = re.search(r'<section class="card" id="not-published">(.*?)</section>', page, re.S).group(1)
+    assert "Not published (3)" in section
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", section)
+    video = "video: videos are not anonymized yet"
+    assert rows == [("clip.mp4", video), ("notes.txt", "not a photo (.txt)"), ("trip/film.mov", video)]
+
+
 def test_unsharing_asks_first_and_says_how_many_copies_go(signed_in, published):
     page = signed_in.client.get(f"/albums/{published.album_id}/unshare").text
     assert "1 public copy will be removed" in page

@@ -106,7 +106,7 @@ def test_list_shows_every_album_before_and_after_sharing(site):
         f"{'trips':24} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}",
     ]
     unshared = {"shared": False, "policy_version": None, "photos": 0, "published": 0, "failed": 0, "held": 0,
-                "pending": 0, "missing": False}
+                "pending": 0, "missing": False, "not_published": []}
     assert site.listed() == {f"{root}/family": {"name": "family", **unshared},
                              f"{root}/trips": {"name": "trips", **unshared}}
 
@@ -124,7 +124,8 @@ def test_list_shows_every_album_before_and_after_sharing(site):
     ]
     assert site.listed() == {
         f"{root}/family": {"name": "family", "shared": True, "policy_version": 1, "photos": 3, "published": 0,
-                           "failed": 0, "held": 0, "pending": 3, "missing": False},
+                           "failed": 0, "held": 0, "pending": 3, "missing": False,
+                           "not_published": []},
         f"{root}/trips": {"name": "trips", **unshared},
     }
 
@@ -140,12 +141,36 @@ def test_sharing_again_queues_nothing_new(site):
     site.drain()
     assert site.listed()[f"{site.roots[0]}/family"] == {
         "name": "family", "shared": True, "policy_version": 1, "photos": 3, "published": 2, "failed": 1,
-        "held": 0, "pending": 0, "missing": False}
+        "held": 0, "pending": 0, "missing": False, "not_published": []}
     done = site.jobs()
     # Published (or failed for good) and unchanged: sharing once more queues nothing at all.
     once_more = site.cli("albums", "share", "family")
     assert last_line(once_more) == "anon-plugin: album family shared; 0 photo(s) queued"
     assert site.jobs() == done and {state for _, state in done} == {"done", "failed"}
+
+
+def test_a_shared_album_lists_the_files_it_does_not_publish_with_the_reason(site):
+    """Videos and other files that are not photos are counted and listed; clutter stays silent."""
+    family = site.roots[0] / "family"
+    for name in ("clip.mp4", "2024/film.MOV", "readme.txt", ".DS_Store", "@eaDir/a.jpg/SYNOFILE_THUMB_M.jpg"):
+        (family / name).parent.mkdir(parents=True, exist_ok=True)
+        (family / name).write_bytes(b"not published")
+    assert site.listed()[f"{site.roots[0]}/family"]["not_published"] == []  # not shared: nothing is walked
+
+    assert last_line(site.cli("albums", "share", "family")) == "anon-plugin: album family shared; 3 photo(s) queued"
+    video = "video: videos are not anonymized yet"
+    listed = site.listed()
+    assert listed[f"{site.roots[0]}/family"]["not_published"] == [
+        {"path": "2024/film.MOV", "reason": video},
+        {"path": "clip.mp4", "reason": video},
+        {"path": "readme.txt", "reason": "not a photo (.txt)"},
+    ]
+    assert listed[f"{site.roots[0]}/family"]["photos"] == 3
+    assert listed[f"{site.roots[0]}/trips"]["not_published"] == []
+    text = site.cli("albums", "list").stdout.splitlines()
+    assert text[1] == (f"{'family':24} {'yes':6} {'1':6} {3:>6} {0:>9} {0:>6} {0:>5} {3:>7}"
+                       "  (3 file(s) not published: --json lists them with the reason)")
+    assert text[2] == f"{'trips':24} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}"
 
 
 def test_sharing_an_unknown_album_fails_in_one_line(site):

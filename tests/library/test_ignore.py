@@ -31,7 +31,8 @@ from anon_plugin.library.ignore import PathFilter
     ("Family/.cache/beach.jpg", "hidden folder .cache"),
     ("@eaDir/beach.jpg", "ignored folder @eaDir"),
     ("Family/notes.txt", "not a photo (.txt)"),
-    ("Family/clip.mp4", "not a photo (.mp4)"),
+    ("Family/clip.mp4", "video: videos are not anonymized yet"),
+    ("Family/clip.MOV", "video: videos are not anonymized yet"),
     ("Family/README", "not a photo (no extension)"),
 ])
 def test_built_in_rules(path: str, reason: str | None) -> None:
@@ -91,3 +92,11 @@ def test_a_filter_is_a_frozen_value() -> None:
     assert hash(PathFilter()) == hash(PathFilter(()))
     with pytest.raises(AttributeError):
         PathFilter().extra = ("x",)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("path", ["Family/.DS_Store", "Family/@eaDir/a.jpg", "Family/.hidden", "Family/x.tmp"])
+def test_clutter_and_patterns_are_ignored_but_content_is_not(path: str) -> None:
+    path_filter = PathFilter(("*.tmp",))
+    assert path_filter.ignored(PurePosixPath(path)) == path_filter.reason(PurePosixPath(path)) is not None
+    for content in ("Family/clip.mp4", "Family/notes.txt", "Family/beach.jpg"):
+        assert path_filter.ignored(PurePosixPath(content)) is None

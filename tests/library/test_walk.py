@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from anon_plugin.library.ignore import PathFilter
-from anon_plugin.library.walk import PhotoFile, WalkProblem, albums, scan, scan_album
+from anon_plugin.library.walk import NotAPhoto, PhotoFile, WalkProblem, albums, scan, scan_album
 
 
 def _tree(root: Path, files: list[str]) -> None:
@@ -121,3 +121,17 @@ def test_scan_album_can_start_in_a_subfolder(library: Path) -> None:
     _tree(library, ["Family/a.jpg", "Family/2024/b.jpg", "Family/2024/06/c.jpg"])
     found = scan_album(library, "Family", PathFilter(), under="2024")
     assert [f.path for f in found] == ["2024/b.jpg", "2024/06/c.jpg"]
+
+
+def test_files_that_are_neither_photos_nor_clutter_are_told_with_their_reason(library: Path) -> None:
+    _tree(library, ["Family/beach.jpg", "Family/clip.mp4", "Family/2024/film.MOV", "Family/notes.txt",
+                    "Family/README", "Family/.DS_Store", "Family/@eaDir/clip.mp4", "Family/.hidden.mp4",
+                    "Family/upload.tmp"])
+    not_photos: list[NotAPhoto] = []
+    found = [f.path for f in scan_album(library, "Family", PathFilter(("*.tmp",)), not_photos=not_photos)]
+    assert found == ["beach.jpg"]
+    video = "video: videos are not anonymized yet"
+    assert not_photos == [NotAPhoto(library, "Family", "README", "not a photo (no extension)"),
+                          NotAPhoto(library, "Family", "clip.mp4", video),
+                          NotAPhoto(library, "Family", "notes.txt", "not a photo (.txt)"),
+                          NotAPhoto(library, "Family", "2024/film.MOV", video)]

@@ -9,7 +9,6 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 
 from ... import albums, policies, provenance
 from ...library.ignore import PathFilter
-from ...library.walk import scan_album
 from ...errors import AlbumError, InputError
 from ...policies import Policy
 from ...store import queries
@@ -38,10 +37,12 @@ def index() -> str:
 
 @bp.route("/albums/<int:album_id>")
 def album(album_id: int) -> str:
-    """The album's counts; while a backfill runs, the page refreshes itself (no JavaScript needed)."""
+    """The album's counts and the files it does not publish; while a backfill runs, the page refreshes itself
+    (no JavaScript needed). The folder is walked in the read transaction, which holds no lock."""
     with reading() as s:
         row = found(queries.listed_album(s, album_id))
-        (summary,) = albums.summaries(s, album_id)
+        (summary,) = albums.with_not_published(albums.summaries(s, album_id),
+                                               PathFilter(panel().settings.watch.ignore))
         jobs = queries.album_jobs(s, album_id)
         photos = provenance.photos_of(s, album_id, limit=ALBUM_PHOTOS)
         return render_template("albums/album.html", album=row, summary=summary, jobs=jobs, photos=photos,
@@ -53,19 +54,16 @@ def album(album_id: int) -> str:
 def share(album_id: int) -> Response:
     with reading() as s:
         row = found(queries.present_album(s, album_id))
-        root, name = Path(row.root), row.name
-    # The folder is walked before the write transaction opens, so the daemon never waits on a walk.
-    seen = list(scan_album(root, name, PathFilter(panel().settings.watch.ignore)))
-    with writing() as s:
-        row = found(queries.present_album(s, album_id))
-        if row.shared:
-            flash(f"{name} is shared already.", "info")
-        else:
-            try:
-                queued = albums.share(s, row, seen, by=user_name())
-                flash(f"{name} is shared: {queued} photo(s) queued for publishing.", "ok")
-            except AlbumError as exc:
-                flash(str(exc), "error")
+        name, shared = row.name, row.shared
+    if shared:
+        flash(f"{name} is shared already.", "info")
+        return redirect(url_for("albums.album", album_id=album_id))
+    try:
+        queued = albums.share_folder(panel().engine, album_id, PathFilter(panel().settings.watch.ignore),
+                                     by=user_name())
+        flash(f"{name} is shared: {queued} photo(s) queued for publishing.", "ok")
+    except AlbumError as exc:
+        flash(str(exc), "error")
     return redirect(url_for("albums.album", album_id=album_id))
 
 
