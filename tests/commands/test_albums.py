@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from cli_site import Site as BaseSite
+from click.testing import Result
 
-from anon_plugin.cli import main
-from anon_plugin.config import NOT_SETTINGS
-from anon_plugin.jobs.worker import Worker
-from anon_plugin.store.db import default_url, engine_for, session_scope
 from anon_plugin.store.tables import Album, Job, Output, Photo
 
 ONE_FACE, SMALL = "000486.jpg", "003817.jpg"  # wild photos with one face each
@@ -23,39 +18,16 @@ HEADER = (f"{'album':24} {'shared':6} {'policy':6} {'photos':>6} {'published':>9
           f"{'held':>5} {'pending':>7}")
 
 
-class Site:
-    """A library root, a public root and a data folder in tmp_path; ``cli(...)`` runs anon-plugin on them."""
-
-    def __init__(self, tmp_path: Path, roots: list[Path]):
-        self.roots, self.public, self.data = roots, tmp_path / "public", tmp_path / "data"
-        self.env = {"ANON_CONFIG": None, "ANON_DATA_DIR": str(self.data),
-                    "ANON_LIBRARY_ROOTS": os.pathsep.join(map(str, roots)), "ANON_PUBLIC_ROOT": str(self.public)}
-        self.url = default_url(self.data)
-
-    def cli(self, *args: object, input: str | None = None) -> Result:
-        return CliRunner().invoke(main, [str(a) for a in args], env=self.env, input=input, catch_exceptions=False)
+class Site(BaseSite):
+    """The shared site, with what the albums commands show: the listing, the jobs, the public files."""
 
     def listed(self) -> dict[str, dict]:
         result = self.cli("albums", "list", "--json")
         assert result.exit_code == 0, result.stderr
         return {f"{row.pop('root')}/{row['name']}": row for row in json.loads(result.stdout)}
 
-    def drain(self) -> None:
-        engine = engine_for(self.url)
-        try:
-            worker = Worker(engine, self.public, "test", max_batch=8)
-            while worker.run_once():
-                pass
-        finally:
-            engine.dispose()
-
     def query(self, statement):
-        engine = engine_for(self.url)
-        try:
-            with session_scope(engine, read_only=True) as session:
-                return session.execute(statement).all()
-        finally:
-            engine.dispose()
+        return self.read(lambda session: session.execute(statement).all())
 
     def jobs(self) -> list[tuple[str, str]]:
         """(photo path, job state) of every job row."""
@@ -68,15 +40,6 @@ class Site:
 def last_line(result: Result) -> str:
     """The command's own message: the last line on stderr (a progress label may come before it)."""
     return result.stderr.rstrip("\n").splitlines()[-1]
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    """No ANON_* setting of the caller's environment leaks into the commands."""
-    for name in list(os.environ):
-        if name.startswith("ANON_") and name not in NOT_SETTINGS:
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("ANON_CONFIG", raising=False)
 
 
 @pytest.fixture
@@ -228,7 +191,8 @@ def test_share_new_albums_shares_each_new_album_but_a_namesake_of_a_shared_one(t
 
 
 def test_unshare_asks_then_removes_the_public_copies(site):
-    assert site.cli("policy", "set", "family", "method=blur", "verify=false").exit_code == 0  # fast; the method does not matter here
+    # blur, unverified: fast, and the method does not matter here
+    assert site.cli("policy", "set", "family", "method=blur", "verify=false").exit_code == 0
     assert site.cli("albums", "share", "family").exit_code == 0
     site.drain()
     assert site.public_files() == ["family/2024/b.jpg", "family/a.jpg"]

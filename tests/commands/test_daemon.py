@@ -28,13 +28,12 @@ from pathlib import Path
 import piexif
 import pytest
 import sqlalchemy as sa
+from cli_site import Site as BaseSite
 from click.testing import CliRunner, Result
 from PIL import Image
 
 from anon_plugin.cli import main
 from anon_plugin.config import NOT_SETTINGS
-from anon_plugin.jobs.worker import Worker
-from anon_plugin.store.db import default_url, engine_for, session_scope
 from anon_plugin.store.tables import Output, Photo
 
 ONE_FACE, SMALL, OTHER = "000486.jpg", "003817.jpg", "001571.jpg"  # wild photos with one face each
@@ -52,14 +51,6 @@ def wait_until(condition: Callable[[], object], what: str, detail: Callable[[], 
 
 
 @pytest.fixture
-def clean_env(monkeypatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ANON_") and name not in NOT_SETTINGS:
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("ANON_CONFIG", raising=False)
-
-
-@pytest.fixture
 def photos(wild_photos) -> dict[str, Path]:
     return {p.name: p for p in wild_photos}
 
@@ -74,41 +65,22 @@ def restore_logging() -> Iterator[None]:
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
 
 
-class Site:
-    """A library with album family, a public root and a data folder, as a settings TOML file."""
+class Site(BaseSite):
+    """The shared site with album family, its settings in a TOML file (as the daemon is deployed)."""
 
     def __init__(self, tmp_path: Path):
-        self.library, self.public, self.data = tmp_path / "library", tmp_path / "public", tmp_path / "data"
+        super().__init__(tmp_path)
         (self.library / "family").mkdir(parents=True)
         self.config = tmp_path / "settings.toml"
         self.config.write_text('data_dir = "data"\nlibrary_roots = ["library"]\npublic_root = "public"\n'
                                "[watch]\nstability_delay = 0.3\n[inference]\ndevice = \"cpu\"\nthreads = 2\n")
+        self.env = {}
 
-    def cli(self, *args: object) -> Result:
-        return CliRunner().invoke(main, ["--config", str(self.config), *map(str, args)], catch_exceptions=False)
-
-    def ok(self, *args: object) -> str:
-        """Run a command that must succeed; its stderr."""
-        result = self.cli(*args)
-        assert result.exit_code == 0, result.stderr
-        return result.stderr
-
-    def drain(self) -> None:
-        engine = engine_for(default_url(self.data))
-        try:
-            worker = Worker(engine, self.public, "test", max_batch=8)
-            while worker.run_once():
-                pass
-        finally:
-            engine.dispose()
+    def cli(self, *args: object, input: str | None = None) -> Result:
+        return super().cli("--config", self.config, *args, input=input)
 
     def states(self) -> dict[str, str]:
-        engine = engine_for(default_url(self.data))
-        try:
-            with session_scope(engine, read_only=True) as session:
-                return dict(session.execute(sa.select(Photo.relative_path, Photo.state)).all())
-        finally:
-            engine.dispose()
+        return self.read(lambda session: dict(session.execute(sa.select(Photo.relative_path, Photo.state)).all()))
 
 
 @pytest.fixture
@@ -327,16 +299,12 @@ def test_a_failing_or_slow_after_publish_is_a_warning_and_never_blocks_publishin
     site.drain()
     assert site.states() == {"a.jpg": "published", "b.jpg": "published", "c.jpg": "published"}
     assert sorted(p.name for p in (site.public / "family").iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
-    engine = engine_for(default_url(site.data))
-    try:
-        with session_scope(engine, read_only=True) as session:
-            assert set(session.scalars(sa.select(Output.status))) == {"published"}
-    finally:
-        engine.dispose()
+    assert site.read(lambda session: set(session.scalars(sa.select(Output.status)))) == {"published"}
 
 
 def test_a_timed_out_after_publish_leaves_nothing_running(site, photos, slow_hook):
-    site.ok("policy", "set", "family", "method=blur", "verify=false", f"after_publish={slow_hook}", "after_publish_timeout=0.5")
+    site.ok("policy", "set", "family", "method=blur", "verify=false", f"after_publish={slow_hook}",
+            "after_publish_timeout=0.5")
     shutil.copy(photos[SMALL], site.library / "family" / "a.jpg")
     site.ok("albums", "share", "family")
     site.drain()

@@ -3,56 +3,38 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_site import Site as BaseSite
+from sqlalchemy.orm import Session
 
 from anon_plugin import albums, policies
-from anon_plugin.cli import main
-from anon_plugin.config import NOT_SETTINGS
 from anon_plugin.store import queries
-from anon_plugin.store.db import default_url, engine_for, session_scope
 
 Policy = policies.Policy
 
 DEFAULT = {"enabled": True, "method": "generate", "strength": "medium", "threshold": None, "recognizer": "sface",
-           "verify": True, "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same", "jpeg_quality": 90,
-           "after_publish": None, "after_publish_timeout": 60.0}
-FIELDS = ("enabled, method, strength, threshold, recognizer, verify, metadata, on_face_failure, output_format, jpeg_quality, "
-          "after_publish, after_publish_timeout")
+           "verify": True, "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same",
+           "jpeg_quality": 90, "after_publish": None, "after_publish_timeout": 60.0}
+FIELDS = ("enabled, method, strength, threshold, recognizer, verify, metadata, on_face_failure, output_format, "
+          "jpeg_quality, after_publish, after_publish_timeout")
 
 
-class Site:
-    def __init__(self, tmp_path: Path):
-        self.library, self.public, self.data = tmp_path / "library", tmp_path / "public", tmp_path / "data"
-        self.env = {"ANON_CONFIG": None, "ANON_DATA_DIR": str(self.data), "ANON_LIBRARY_ROOTS": str(self.library),
-                    "ANON_PUBLIC_ROOT": str(self.public)}
-
-    def cli(self, *args: object) -> Result:
-        return CliRunner().invoke(main, [str(a) for a in args], env=self.env, catch_exceptions=False)
-
+class Site(BaseSite):
     def versions(self, name: str = "family") -> tuple[tuple[int, Policy] | None, list[tuple[int, dict]]]:
         """policies.current and every stored version of the album, read from the store itself."""
-        engine = engine_for(default_url(self.data))
-        try:
-            with session_scope(engine, read_only=True) as session:
-                album = albums.find(session, name)
-                rows = [(row.version, row.policy) for row in queries.policy_versions(session, album.id)]
-                current = policies.current(session, album.id) if rows else None
-                return current, rows
-        finally:
-            engine.dispose()
+
+        def read(session: Session) -> tuple[tuple[int, Policy] | None, list[tuple[int, dict]]]:
+            album = albums.find(session, name)
+            rows = [(row.version, row.policy) for row in queries.policy_versions(session, album.id)]
+            return (policies.current(session, album.id) if rows else None), rows
+
+        return self.read(read)
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch) -> Site:
+def site(tmp_path) -> Site:
     """A library with one album, family, and a store at head that has never seen it."""
-    for name in list(os.environ):
-        if name.startswith("ANON_") and name not in NOT_SETTINGS:
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("ANON_CONFIG", raising=False)
     site = Site(tmp_path)
     (site.library / "family").mkdir(parents=True)
     assert site.cli("db", "upgrade").exit_code == 0

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 import piexif
 import pytest
+from cli_site import Site as BaseSite
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
 
-from anon_plugin.cli import main
-from anon_plugin.config import NOT_SETTINGS
-from anon_plugin.jobs.worker import Worker
-from anon_plugin.store.db import default_url, engine_for, session_scope
 from anon_plugin.store.tables import Output
 
 ONE_FACE = "000486.jpg"  # a wild photo with one frontal face
@@ -32,48 +27,22 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class Site:
-    def __init__(self, tmp_path: Path):
-        self.library, self.public, self.data = tmp_path / "library", tmp_path / "public", tmp_path / "data"
-        self.env = {"ANON_CONFIG": None, "ANON_DATA_DIR": str(self.data), "ANON_LIBRARY_ROOTS": str(self.library),
-                    "ANON_PUBLIC_ROOT": str(self.public)}
-
-    def cli(self, *args: object) -> Result:
-        return CliRunner().invoke(main, [str(a) for a in args], env=self.env, catch_exceptions=False)
-
+class Site(BaseSite):
     def provenance(self, path: Path) -> dict:
         result = self.cli("provenance", path)
         assert result.exit_code == 0, result.stderr
         assert result.stderr == ""
         return json.loads(result.stdout)
 
-    def drain(self) -> None:
-        engine = engine_for(default_url(self.data))
-        try:
-            worker = Worker(engine, self.public, "test", max_batch=8)
-            while worker.run_once():
-                pass
-        finally:
-            engine.dispose()
-
     def outputs(self) -> list[tuple[int, str, int | None, str]]:
-        engine = engine_for(default_url(self.data))
-        try:
-            with session_scope(engine, read_only=True) as session:
-                return [(o.id, o.status, o.superseded_by, o.public_path)
-                        for o in session.scalars(sa.select(Output).order_by(Output.id))]
-        finally:
-            engine.dispose()
+        return self.read(lambda session: [(o.id, o.status, o.superseded_by, o.public_path)
+                                          for o in session.scalars(sa.select(Output).order_by(Output.id))])
 
 
 @pytest.fixture
-def site(tmp_path, wild_photos, monkeypatch) -> Site:
+def site(tmp_path, wild_photos) -> Site:
     """Album family with one real photo that carries camera EXIF (GPS, serial number, artist), shared and
     published under the default policy."""
-    for name in list(os.environ):
-        if name.startswith("ANON_") and name not in NOT_SETTINGS:
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("ANON_CONFIG", raising=False)
     site = Site(tmp_path)
     (site.library / "family" / "2024").mkdir(parents=True)
     original = site.library / "family" / "2024" / "a.jpg"
