@@ -24,8 +24,10 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import ExifTags, Image, ImageCms
 
-from anon_plugin import __version__, imageio
-from anon_plugin.cli import METADATA_MODES, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS, main
+from anon_plugin import __version__, atomic, imageio
+from anon_plugin.cli import main
+from anon_plugin.commands.anonymize import METADATA_MODES, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS
+from anon_plugin.errors import AlbumError, AnonPluginError, OutputExistsError
 from anon_plugin.inference.detect import detect_faces
 
 PHOTO = "000486.jpg"  # 403x500, one frontal face
@@ -320,7 +322,7 @@ def test_interrupted_write_leaves_no_file(tmp_path, photos, monkeypatch):
     def replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)
     result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--no-verify")
     assert result.exit_code == 1
     assert_one_line_errors(result, [SMALL])
@@ -634,6 +636,25 @@ def test_anonymize_defaults_are_the_default_policy():
     policy, engine = Policy(), AnonymizerConfig()
     for name in ("method", "strength", "threshold", "recognizer", "verify"):
         assert defaults[name] == getattr(policy, name) == getattr(engine, name), name
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (AlbumError("no album named 'x'"), "anon-plugin: no album named 'x'"),
+    (OutputExistsError("out.jpg"), "anon-plugin: out.jpg exists (use --overwrite)"),
+    (RuntimeError("a bug\nsecond line"), "anon-plugin: unexpected RuntimeError: a bug (rerun with --debug)"),
+], ids=["library", "exists", "unexpected"])
+def test_what_a_command_raises_ends_in_one_line(monkeypatch, error, line):
+    import click
+
+    @click.command("boom")
+    def boom() -> None:
+        raise error
+
+    monkeypatch.setitem(main.commands, "boom", boom)
+    result = run("boom")
+    assert (result.exit_code, result.stderr, result.stdout) == (1, line + "\n", "")
+    if not isinstance(error, AnonPluginError):
+        assert run("--debug", "boom").exception is error  # the traceback, not one line
 
 
 def test_every_lazy_command_loads_with_its_listed_help():

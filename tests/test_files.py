@@ -13,7 +13,7 @@ import piexif
 import pytest
 from PIL import Image
 
-from anon_plugin.files import Job, Skipped, explain_path, plan, process
+from anon_plugin.commands.files import Job, Skipped, explain_path, plan, process
 from anon_plugin.inference.pipeline import Anonymizer
 
 

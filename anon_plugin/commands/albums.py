@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import guarded, settings, store
+from . import settings, store
 
 
 def _sync(ctx: click.Context, session) -> None:
@@ -61,14 +61,14 @@ def share(ctx: click.Context, name: str) -> None:
     path_filter = PathFilter(settings(ctx).watch.ignore)
     with store(ctx) as session:
         _sync(ctx, session)
-        album = guarded(ctx, lambda: albums.find(session, name))
+        album = albums.find(session, name)
         album_id, root, folder = album.id, Path(album.root), album.name
     found = list(scan_album(root, folder, path_filter))  # walked with no transaction open: the daemon never waits on it
     with store(ctx) as session:
         album = session.get(Album, album_id)
         with click.progressbar(found, label=f"queueing {folder}", file=sys.stderr, show_pos=True,
                                hidden=len(found) < 2) as bar:
-            queued = guarded(ctx, lambda: albums.share(session, album, bar, by=None))
+            queued = albums.share(session, album, bar, by=None)
     click.echo(f"anon-plugin: album {name} shared; {queued} photo(s) queued", err=True)
 
 
@@ -82,10 +82,10 @@ def unshare(ctx: click.Context, name: str, yes: bool) -> None:
 
     if not yes:  # asked before the write transaction opens: the daemon never waits on an answer
         with store(ctx) as session:
-            count = albums.copies(session, guarded(ctx, lambda: albums.find(session, name, missing_ok=True)))
+            count = albums.copies(session, albums.find(session, name, missing_ok=True))
         click.confirm(f"Remove the {count} public copies of {name}?", abort=True, err=True)
     with store(ctx) as session:
-        album = guarded(ctx, lambda: albums.find(session, name, missing_ok=True))
+        album = albums.find(session, name, missing_ok=True)
         removed = albums.unshare(session, album, settings(ctx).public_root, by=None)
     click.echo(f"anon-plugin: album {name} unshared; {removed} public copies removed", err=True)
 
@@ -98,6 +98,6 @@ def republish(ctx: click.Context, name: str) -> None:
     from .. import albums
 
     with store(ctx) as session:
-        album = guarded(ctx, lambda: albums.find(session, name))
-        count = guarded(ctx, lambda: albums.republish(session, album, by=None))
+        album = albums.find(session, name)
+        count = albums.republish(session, album, by=None)
     click.echo(f"anon-plugin: {count} photo(s) of {name} queued", err=True)

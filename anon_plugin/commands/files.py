@@ -13,11 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AnonPluginError, InputError
-from .formats import PHOTO_SUFFIXES
-from .imageio import DEFAULT_JPEG_QUALITY, OutputFormat, encode, png_bytes, read_picture, write_atomic
-from .inference.pipeline import Anonymizer, Result
-from .metadata import Mode
+from ..errors import AnonPluginError, InputError
+from ..formats import PHOTO_SUFFIXES
+from ..atomic import write_atomic
+from ..imageio import DEFAULT_JPEG_QUALITY, OutputFormat, encode, png_bytes, read_picture
+from ..inference.pipeline import Anonymizer, Result
+from ..metadata import Mode
+from . import describe
 
 
 @dataclass(frozen=True)
@@ -167,12 +169,12 @@ def process(
         encoded = encode(picture, result.image, metadata, output_format=output_format, jpeg_quality=jpeg_quality)
         write_atomic(job.target, encoded.data, overwrite)
         if explain:
-            from .inference.explain import explain_picture
+            from ..inference.explain import explain_picture
 
             panel = png_bytes(explain_picture(result.faces, result.image))
             write_atomic(explain_path(job.target), panel, overwrite)
     except AnonPluginError as exc:
-        return Outcome(job, error=str(exc), seconds=time.perf_counter() - start)
+        return Outcome(job, error=describe(exc), seconds=time.perf_counter() - start)
     except MemoryError:
         return Outcome(job, error="out of memory (lower --max-pixels)", seconds=time.perf_counter() - start)
     return Outcome(job, result, seconds=time.perf_counter() - start, removed=encoded.removed, notes=encoded.notes)

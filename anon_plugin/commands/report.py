@@ -7,11 +7,11 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 from .files import Outcome, Skipped
-from .imageio import write_atomic
-from .inference.pipeline import FaceRecord
-from .inference.recognition import still_matched_by
+from ..atomic import write_atomic
+from ..inference.pipeline import FaceRecord
+from ..inference.recognition import still_matched_by
 
 
 def _face(face: FaceRecord) -> dict:
