@@ -198,6 +198,24 @@ def test_exif_orientation_is_processed_upright(tmp_path, upright, orientation, s
     assert_changed_only_in_face(np.asarray(upright, np.int16), rgb(tmp_path / "out" / path.name), lossy=True)
 
 
+def test_an_orientation_that_cannot_be_applied_is_named(tmp_path, upright, monkeypatch):
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    path = tmp_path / "rotated.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, quality=95, exif=exif)
+
+    def broken(image):  # Pillow failing on a tag it cannot apply
+        raise ValueError("bad orientation")
+
+    monkeypatch.setattr(imageio.ImageOps, "exif_transpose", broken)
+    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", "--no-verify")
+
+    assert result.exit_code == 0, result.output
+    assert f"anon-plugin: {path}: its EXIF orientation cannot be applied (ValueError: bad orientation); " \
+           "read as stored\n" in result.stderr
+    assert Image.open(tmp_path / "out" / path.name).size == (upright.height, upright.width)
+
+
 # --- formats and modes -------------------------------------------------------------------------
 
 
@@ -605,6 +623,8 @@ def test_failed_saliency_pixelates_the_face(tmp_path, photos, monkeypatch):
     assert summary(result) == (1, 1, 1, 0, 0)
     (line,) = [line for line in result.stderr.splitlines() if "pixelated" in line]
     assert PHOTO in line and "attention exploded" in line
+    assert_one_line_errors(result, [PHOTO])
+    assert "its face(s) covered" not in result.stderr  # the engine's warning and traceback: only with --debug
     (face,) = json.loads(report.read_text())["images"][0]["faces"]
     assert face["covered"] is True and "saliency" in face["error"] and "attention exploded" in face["error"]
     x0, y0, x1, y1 = (round(v) for v in face["box"])

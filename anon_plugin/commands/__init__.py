@@ -9,6 +9,7 @@ or exit code); ``cli`` turns what it raises into one line on stderr and the exit
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
@@ -32,6 +33,31 @@ class Failure(click.ClickException):
 
     def show(self, file: IO | None = None) -> None:
         say(self.format_message())
+
+
+class _Lines(logging.Handler):
+    """Log records as the command's own lines; the engine's (a stage that failed for a face, which the
+    command names per file) and tracebacks only with --debug."""
+
+    def __init__(self, debug: bool):
+        super().__init__(logging.WARNING)
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.debug or not record.name.startswith("anon_plugin.inference")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            say(record.getMessage())
+            if self.debug and record.exc_info:
+                click.echo(logging.Formatter().formatException(record.exc_info), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def log_warnings(ctx: click.Context) -> None:
+    """Show the library's warnings (e.g. a photo read without its broken EXIF orientation) as ``say`` lines."""
+    logging.getLogger("anon_plugin").handlers[:] = [_Lines(ctx.obj["debug"])]
 
 
 def describe(exc: AnonPluginError) -> str:

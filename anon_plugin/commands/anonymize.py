@@ -14,7 +14,7 @@ import click
 
 from ..errors import AnonPluginError
 from ..policies import DEFAULT, METADATA, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS
-from . import Failure, describe, say, unexpected
+from . import Failure, describe, log_warnings, say, unexpected
 
 METADATA_MODES = (*METADATA, "keep")  # the CLI alone may keep metadata (metadata.MODES)
 
@@ -81,6 +81,7 @@ def anonymize_command(ctx, inputs, outdir, method, strength, threshold, recogniz
     error, or --report names an existing file without --overwrite (nothing done).
     """
     start = time.perf_counter()
+    log_warnings(ctx)
     if keep_metadata:
         if ctx.get_parameter_source("metadata") is click.core.ParameterSource.COMMANDLINE and metadata != "keep":
             raise click.UsageError(f"--keep-metadata conflicts with --metadata {metadata}")
@@ -170,6 +171,7 @@ def _guarded(ctx, work, job):
 def explain_command(ctx, image, out, method, strength, threshold, recognizer, seed, detect_threshold, verify,
                     max_pixels, overwrite):
     """Write the explain picture of IMAGE: per face, crop | ID attention map | mask | result."""
+    log_warnings(ctx)
     from ..atomic import write_atomic
     from ..imageio import png_bytes, read_picture
     from ..inference.explain import explain_picture
