@@ -59,7 +59,8 @@ class Rule:
     from_text: Callable[[str], Any] = str
 
 
-def _fail(describe: str, value: object) -> _Invalid:
+def _invalid(describe: str, value: object) -> _Invalid:
+    """The error for ``value``, which is not what ``describe`` says."""
     return _Invalid(f"must be {describe}, got {value!r}")
 
 
@@ -69,7 +70,7 @@ def _boolean() -> Rule:
 
     def check(value: object, base: Path) -> bool:
         if not isinstance(value, bool):
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         return value
 
     return Rule(describe, check, lambda text: words.get(text.strip().lower(), text))
@@ -80,7 +81,7 @@ def _integer(minimum: int) -> Rule:
 
     def check(value: object, base: Path) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         return value
 
     def from_text(text: str) -> int | str:
@@ -97,7 +98,7 @@ def _seconds() -> Rule:
 
     def check(value: object, base: Path) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         return float(value)
 
     def from_text(text: str) -> float | str:
@@ -114,7 +115,7 @@ def _choice(*options: str) -> Rule:
 
     def check(value: object, base: Path) -> str:
         if value not in options:
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         return value
 
     return Rule(describe, check)
@@ -125,7 +126,7 @@ def _device() -> Rule:
 
     def check(value: object, base: Path) -> str:
         if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:(0|[1-9]\d*))?", value):
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         return value
 
     return Rule(describe, check)
@@ -136,7 +137,7 @@ def _path() -> Rule:
 
     def check(value: object, base: Path) -> Path:
         if not isinstance(value, str) or not value.strip():
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         return (base / Path(value).expanduser()).resolve()
 
     return Rule(describe, check)
@@ -147,7 +148,7 @@ def _paths() -> Rule:
 
     def check(value: object, base: Path) -> tuple[Path, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         return tuple((base / Path(v).expanduser()).resolve() for v in value)
 
     return Rule(describe, check, lambda text: [p for p in text.split(os.pathsep) if p])
@@ -158,7 +159,7 @@ def _patterns() -> Rule:
 
     def check(value: object, base: Path) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         return tuple(value)
 
     return Rule(describe, check, lambda text: [p for p in text.split(os.pathsep) if p])
@@ -169,7 +170,7 @@ def _database_url() -> Rule:
 
     def check(value: object, base: Path) -> str:
         if not isinstance(value, str) or not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         # A relative SQLite file, like every relative path, starts from the file's folder.
         sqlite = re.match(r"(sqlite(\+\w+)?:///)(?!/)([^?]+)(.*)", value)
         if sqlite and sqlite[3] != ":memory:":
@@ -204,11 +205,11 @@ def _bind() -> Rule:
 
     def check(value: object, base: Path) -> str:
         if not isinstance(value, str):
-            raise _fail(describe, value)
+            raise _invalid(describe, value)
         try:
             parse_bind(value)
         except ValueError:
-            raise _fail(describe, value) from None
+            raise _invalid(describe, value) from None
         return value
 
     return Rule(describe, check)

@@ -2,7 +2,7 @@
 
 The library raises; this module turns each file's failure into an Outcome so
 that one bad file never stops the others, and every file or folder of an input
-folder that is not processed into a Skipped with its reason: nothing is
+folder that is not processed into a SkippedInput with its reason: nothing is
 passed over in silence.
 """
 
@@ -23,14 +23,16 @@ from . import describe
 
 
 @dataclass(frozen=True)
-class Job:
+class PlannedFile:
+    """An input file and where its anonymized copy goes."""
+
     source: Path
     target: Path
 
 
 @dataclass(frozen=True)
 class Outcome:
-    job: Job
+    job: PlannedFile
     result: Result | None = None
     error: str | None = None
     seconds: float = 0.0
@@ -43,7 +45,7 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class Skipped:
+class SkippedInput:
     """A file or folder inside an input folder that is not processed, and why."""
 
     path: Path
@@ -52,21 +54,21 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Plan:
-    jobs: tuple[Job, ...]
+    jobs: tuple[PlannedFile, ...]
     refused: tuple[Outcome, ...]  # inputs that cannot be processed (missing, collisions, existing outputs)
-    skipped: tuple[Skipped, ...]  # what an input folder holds besides images
+    skipped: tuple[SkippedInput, ...]  # what an input folder holds besides images
 
 
 def _unreadable(error: OSError) -> str:
     return f"folder cannot be read ({(error.strerror or str(error)).lower()})"
 
 
-def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Skipped]]:
+def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[SkippedInput]]:
     found: list[Path] = []
-    skipped: list[Skipped] = []
+    skipped: list[SkippedInput] = []
 
     def refused(error: OSError) -> None:
-        skipped.append(Skipped(Path(error.filename or folder), _unreadable(error)))
+        skipped.append(SkippedInput(Path(error.filename or folder), _unreadable(error)))
 
     for root, dirs, files in os.walk(folder, onerror=refused):
         visible = []
@@ -75,9 +77,9 @@ def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Skipped]]:
             if path.resolve() == skip:
                 continue  # our own output folder
             if d.startswith("."):
-                skipped.append(Skipped(path, "hidden folder"))
+                skipped.append(SkippedInput(path, "hidden folder"))
             elif path.is_symlink():
-                skipped.append(Skipped(path, "link to a folder (not followed)"))
+                skipped.append(SkippedInput(path, "link to a folder (not followed)"))
             else:
                 visible.append(d)
         dirs[:] = visible
@@ -87,9 +89,9 @@ def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Skipped]]:
             if name.endswith(".explain.png"):
                 continue  # our own explain pictures
             if name.startswith("."):
-                skipped.append(Skipped(path, "hidden file"))
+                skipped.append(SkippedInput(path, "hidden file"))
             elif suffix not in PHOTO_SUFFIXES:
-                skipped.append(Skipped(path, f"not a supported image format ({suffix or 'no suffix'})"))
+                skipped.append(SkippedInput(path, f"not a supported image format ({suffix or 'no suffix'})"))
             else:
                 found.append(path)
     return found, skipped
@@ -113,9 +115,9 @@ def plan(
     ``output_format="jpeg"`` the outputs' suffix becomes .jpg.
     """
     out = outdir.resolve()
-    jobs: list[Job] = []
+    jobs: list[PlannedFile] = []
     refused: list[Outcome] = []
-    skipped: list[Skipped] = []
+    skipped: list[SkippedInput] = []
     claimed: dict[Path, Path] = {}
     for item in inputs:
         if item.is_dir():
@@ -125,10 +127,10 @@ def plan(
         elif item.exists() or item.is_symlink():
             pairs = [(item, out / output_name(item, output_format))]
         else:
-            refused.append(Outcome(Job(item, out / item.name), error="no such file or folder"))
+            refused.append(Outcome(PlannedFile(item, out / item.name), error="no such file or folder"))
             continue
         for source, target in pairs:
-            job = Job(source, target)
+            job = PlannedFile(source, target)
             if target in claimed:
                 refused.append(Outcome(job, error=f"{claimed[target]} already writes {target}"))
             elif target == source.resolve() and not overwrite:
@@ -147,7 +149,7 @@ def explain_path(target: Path) -> Path:
 
 
 def process(
-    job: Job,
+    job: PlannedFile,
     anonymizer: Anonymizer,
     *,
     max_pixels: int,

@@ -170,7 +170,7 @@ class Worker:
                     reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
                     with session_scope(self.engine) as session:
                         for job in claimed:
-                            _fail(session, job, self.name, reason)
+                            _fail_job(session, job, self.name, reason)
         return len(claimed)
 
     def _run(self, claimed: list[queue.Claimed]) -> None:
@@ -240,7 +240,7 @@ class Worker:
 
     def _failed(self, task: Task, reason: str, permanent: bool = False) -> None:
         with session_scope(self.engine) as session:
-            state = _fail(session, task.job, self.name, reason, permanent)
+            state = _fail_job(session, task.job, self.name, reason, permanent)
         log.warning("%s/%s: failed (%s): %s", task.album, task.relative,
                     "for good" if state == "failed" else "will retry", reason)
 
@@ -323,7 +323,8 @@ class Worker:
                 target = moved_to
             output = Output(
                 photo_id=task.job.photo_id, source_sha256=picture.sha256, public_path=str(target),
-                public_sha256=rendered.public_sha256, policy_version_id=task.policy_version_id, engine_version=__version__,
+                public_sha256=rendered.public_sha256, policy_version_id=task.policy_version_id,
+                engine_version=__version__,
                 model_sha256s={n: registry.spec(n).sha256 for n in models_for(policy)}, device=self.device,
                 seconds=round(rendered.seconds, 4), removed_tags=list(rendered.removed), notes=list(rendered.notes),
                 status="held" if hold else "published",
@@ -368,7 +369,7 @@ class Worker:
             log.warning("%s: after_publish exited %d: %s", task.album, hook.returncode, tail[0])
 
 
-def _fail(session: Session, job: queue.Claimed, worker: str, reason: str, permanent: bool = False) -> str:
+def _fail_job(session: Session, job: queue.Claimed, worker: str, reason: str, permanent: bool = False) -> str:
     """Fail the job (see ``queue.fail``); a job failed for good fails its photo too, unless it was deleted."""
     state = queue.fail(session, job.job_id, worker, reason, permanent=permanent)
     photo = session.get(Photo, job.photo_id)
