@@ -3,8 +3,8 @@
 needs beside it (``files``: planning and processing files, ``report``: its JSON report).
 
 What they share: settings read once per command, the store opened at its current schema, and the
-command's one-line messages. A command raises (a library error, or ``Failure`` for its own wording
-or exit code); ``cli`` turns what it raises into one line on stderr and the exit code.
+command's one-line messages. A command raises (a library error, or ``Failure`` or ``Refusal`` for its
+own wording or exit code); ``cli`` turns what it raises into one line on stderr and the exit code.
 """
 
 from __future__ import annotations
@@ -25,14 +25,18 @@ def say(message: str) -> None:
 
 
 class Failure(click.ClickException):
-    """The command's end: one line on stderr and ``exit_code`` (1 unless said)."""
+    """The command's end: one line on stderr, exit code 1."""
 
-    def __init__(self, message: str, exit_code: int = 1):
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = 1
 
     def show(self, file: IO | None = None) -> None:
         say(self.format_message())
+
+
+class Refusal(Failure):
+    """The command's end before it did anything, as after a usage error: one line, exit code 2."""
+
+    exit_code = 2
 
 
 class _Lines(logging.Handler):

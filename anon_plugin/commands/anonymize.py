@@ -14,7 +14,7 @@ import click
 
 from ..errors import AnonPluginError
 from ..policies import DEFAULT, METADATA, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS
-from . import Failure, describe, log_warnings, say, unexpected
+from . import Failure, Refusal, describe, log_warnings, say, unexpected
 
 METADATA_MODES = (*METADATA, "keep")  # the CLI alone may keep metadata (metadata.MODES)
 
@@ -87,7 +87,7 @@ def anonymize_command(ctx, inputs, outdir, method, strength, threshold, recogniz
             raise click.UsageError(f"--keep-metadata conflicts with --metadata {metadata}")
         metadata = "keep"
     if report is not None and not overwrite and (report.exists() or report.is_symlink()):
-        raise Failure(f"report: {report} exists (use --overwrite)", exit_code=2)
+        raise Refusal(f"report: {report} exists (use --overwrite)")
     from .files import plan, process
 
     planned = plan(list(inputs), outdir, overwrite, explain, output_format)
