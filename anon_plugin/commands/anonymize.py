@@ -71,8 +71,9 @@ def _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold,
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=90, show_default=True,
               help="Quality of JPEGs made from other formats (a JPEG input keeps its own tables).")
 @click.pass_context
-def anonymize_command(ctx, inputs, outdir, method, strength, threshold, recognizer, seed, detect_threshold, verify,
-              max_pixels, explain, report, overwrite, metadata, keep_metadata, output_format, jpeg_quality):
+def anonymize_command(ctx, inputs, outdir, method, strength, threshold, recognizer, seed, detect_threshold,
+                      verify, max_pixels, explain, report, overwrite, metadata, keep_metadata, output_format,
+                      jpeg_quality):
     """Anonymize every face in INPUTS (files or folders, recursively) into the --output folder.
 
     Inside a folder, hidden files, other formats and unreadable folders are
@@ -133,8 +134,8 @@ def anonymize_command(ctx, inputs, outdir, method, strength, threshold, recogniz
     faces = sum(len(o.result.faces) for o in done)
     covered = sum(o.result.failed_faces for o in done)
     failed = sum(o.error is not None for o in outcomes)
-    click.echo(f"anon-plugin: {len(done)} images, {faces} faces ({covered} covered), {failed} failed, "
-               f"{len(planned.skipped)} skipped, {time.perf_counter() - start:.1f} s", err=True)
+    say(f"{len(done)} images, {faces} faces ({covered} covered), {failed} failed, {len(planned.skipped)} skipped, "
+        f"{time.perf_counter() - start:.1f} s")
     ctx.exit(0 if reported and not planned.skipped and all(o.ok for o in outcomes) else 1)
 
 
@@ -171,11 +172,11 @@ def _guarded(ctx, work, job):
 def explain_command(ctx, image, out, method, strength, threshold, recognizer, seed, detect_threshold, verify,
                     max_pixels, overwrite):
     """Write the explain picture of IMAGE: per face, crop | ID attention map | mask | result."""
-    log_warnings(ctx)
     from ..atomic import write_atomic
     from ..imageio import png_bytes, read_picture
     from ..inference.explain import explain_picture
 
+    log_warnings(ctx)
     try:
         picture = read_picture(image, max_pixels)
         result = _anonymizer(method, strength, threshold, recognizer, seed, detect_threshold,
@@ -187,5 +188,5 @@ def explain_command(ctx, image, out, method, strength, threshold, recognizer, se
         if ctx.obj["debug"]:
             raise
         raise Failure(f"{image}: {unexpected(exc)}") from exc
-    click.echo(f"anon-plugin: {len(result.faces)} faces, explain picture in {out}", err=True)
+    say(f"{len(result.faces)} faces, explain picture in {out}")
     ctx.exit(1 if result.failed_faces else 0)
