@@ -15,7 +15,15 @@ class UnreadableError(InputError):
 
 
 class OutputError(AnonPluginError):
-    """An output cannot be written (exists without --overwrite, collides, disk error)."""
+    """An output cannot be written (exists, collides, disk error)."""
+
+
+class OutputExistsError(OutputError):
+    """The output exists and the caller did not ask to replace it."""
+
+    def __init__(self, path: object):
+        super().__init__(f"{path} exists")
+        self.path = path
 
 
 class ModelError(AnonPluginError):

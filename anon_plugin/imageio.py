@@ -1,4 +1,4 @@
-"""Reading and writing photos: upright RGB in, same format and size out, metadata per mode.
+"""Decoding and encoding photos: upright RGB in, same format and size out, metadata per mode.
 
 Inside anon_plugin an image is RGB uint8 (H, W, 3). Whatever the file holds
 (grayscale, palette, RGBA, 16-bit, CMYK) is converted on the way in and, as
@@ -14,8 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import os
-import tempfile
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ HEIF_QUALITY = 90
 PALETTE_TOLERANCE = 8.0  # mean max-channel error allowed where the new face is mapped onto the old palette
 _GRAY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _EXIF_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "HEIF")
+log = logging.getLogger("anon_plugin.imageio")
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,9 @@ def read_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pict
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Corrupt EXIF data": such EXIF is removed whole on writing
             upright = ImageOps.exif_transpose(im)
-    except Exception:  # a broken orientation tag: keep the pixels as stored
+    except Exception as exc:  # a broken orientation tag: keep the pixels as stored
+        log.warning("%s: its EXIF orientation cannot be applied (%s: %s); read as stored", path,
+                    type(exc).__name__, exc)
         upright = im
     if icc:
         options["icc_profile"] = icc  # colour, not identity: always kept
@@ -386,41 +388,3 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _new_file_mode() -> int:
-    """The mode open() gives a new file: 0o666 less the umask."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (the folder's entry is what a crash could lose)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and a
-    rename: after a crash the path holds the old file or the new one, never half of one."""
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists (use --overwrite)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, _new_file_mode())  # mkstemp's 0600 would hide the photo from other users
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        _fsync_folder(path.parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None

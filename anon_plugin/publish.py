@@ -1,6 +1,6 @@
 """The public root: where public copies go, written atomically, deleted and moved with their originals.
 
-``public_root/<album>/<the original's relative path>``. A copy is written
+``public_root/<album>/<the original's relative path>``. A copy is written (``atomic.write_atomic``)
 to a temporary file in its own folder, fsynced and renamed over the target,
 so a crash leaves the old copy or the new one, never half a file; temporary
 files a crash left behind are removed at start (``clean_temp_files``).
@@ -14,9 +14,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from .errors import OutputError
-from .imageio import write_atomic
-
-TEMP_PATTERN = ".*.part"  # imageio.write_atomic's temporary files
+from .atomic import TEMP_PATTERN, write_atomic
 
 
 def public_path(public_root: Path, album: str, relative: str, suffix: str | None = None) -> Path:

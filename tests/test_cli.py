@@ -24,8 +24,10 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import ExifTags, Image, ImageCms
 
-from anon_plugin import __version__, imageio
-from anon_plugin.cli import METADATA_MODES, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS, main
+from anon_plugin import __version__, atomic, imageio
+from anon_plugin.cli import main
+from anon_plugin.commands.anonymize import METADATA_MODES, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS
+from anon_plugin.errors import AlbumError, AnonPluginError, OutputExistsError
 from anon_plugin.inference.detect import detect_faces
 
 PHOTO = "000486.jpg"  # 403x500, one frontal face
@@ -196,6 +198,24 @@ def test_exif_orientation_is_processed_upright(tmp_path, upright, orientation, s
     assert_changed_only_in_face(np.asarray(upright, np.int16), rgb(tmp_path / "out" / path.name), lossy=True)
 
 
+def test_an_orientation_that_cannot_be_applied_is_named(tmp_path, upright, monkeypatch):
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    path = tmp_path / "rotated.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, quality=95, exif=exif)
+
+    def broken(image):  # Pillow failing on a tag it cannot apply
+        raise ValueError("bad orientation")
+
+    monkeypatch.setattr(imageio.ImageOps, "exif_transpose", broken)
+    result = run("anonymize", path, "-o", tmp_path / "out", "-m", "blur", "--no-verify")
+
+    assert result.exit_code == 0, result.output
+    assert f"anon-plugin: {path}: its EXIF orientation cannot be applied (ValueError: bad orientation); " \
+           "read as stored\n" in result.stderr
+    assert Image.open(tmp_path / "out" / path.name).size == (upright.height, upright.width)
+
+
 # --- formats and modes -------------------------------------------------------------------------
 
 
@@ -320,7 +340,7 @@ def test_interrupted_write_leaves_no_file(tmp_path, photos, monkeypatch):
     def replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)
     result = run("anonymize", photos[SMALL], "-o", tmp_path / "out", "-m", "blur", "--no-verify")
     assert result.exit_code == 1
     assert_one_line_errors(result, [SMALL])
@@ -603,6 +623,8 @@ def test_failed_saliency_pixelates_the_face(tmp_path, photos, monkeypatch):
     assert summary(result) == (1, 1, 1, 0, 0)
     (line,) = [line for line in result.stderr.splitlines() if "pixelated" in line]
     assert PHOTO in line and "attention exploded" in line
+    assert_one_line_errors(result, [PHOTO])
+    assert "its face(s) covered" not in result.stderr  # the engine's warning and traceback: only with --debug
     (face,) = json.loads(report.read_text())["images"][0]["faces"]
     assert face["covered"] is True and "saliency" in face["error"] and "attention exploded" in face["error"]
     x0, y0, x1, y1 = (round(v) for v in face["box"])
@@ -634,6 +656,25 @@ def test_anonymize_defaults_are_the_default_policy():
     policy, engine = Policy(), AnonymizerConfig()
     for name in ("method", "strength", "threshold", "recognizer", "verify"):
         assert defaults[name] == getattr(policy, name) == getattr(engine, name), name
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (AlbumError("no album named 'x'"), "anon-plugin: no album named 'x'"),
+    (OutputExistsError("out.jpg"), "anon-plugin: out.jpg exists (use --overwrite)"),
+    (RuntimeError("a bug\nsecond line"), "anon-plugin: unexpected RuntimeError: a bug (rerun with --debug)"),
+], ids=["library", "exists", "unexpected"])
+def test_what_a_command_raises_ends_in_one_line(monkeypatch, error, line):
+    import click
+
+    @click.command("boom")
+    def boom() -> None:
+        raise error
+
+    monkeypatch.setitem(main.commands, "boom", boom)
+    result = run("boom")
+    assert (result.exit_code, result.stderr, result.stdout) == (1, line + "\n", "")
+    if not isinstance(error, AnonPluginError):
+        assert run("--debug", "boom").exception is error  # the traceback, not one line
 
 
 def test_every_lazy_command_loads_with_its_listed_help():

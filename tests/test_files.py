@@ -13,7 +13,7 @@ import piexif
 import pytest
 from PIL import Image
 
-from anon_plugin.files import Job, Skipped, explain_path, plan, process
+from anon_plugin.commands.files import PlannedFile, SkippedInput, explain_path, plan, process
 from anon_plugin.inference.pipeline import Anonymizer
 
 
@@ -100,8 +100,8 @@ def test_unreadable_folders_are_reported_and_do_not_stop_the_others():
 
     assert [j.source for j in planned.jobs] == [base / "good" / "a.jpg"]
     assert planned.skipped == (
-        Skipped(base / "locked", "folder cannot be read (permission denied)"),
-        Skipped(base / "good" / "locked", "folder cannot be read (permission denied)"),
+        SkippedInput(base / "locked", "folder cannot be read (permission denied)"),
+        SkippedInput(base / "good" / "locked", "folder cannot be read (permission denied)"),
     )
 
 
@@ -139,7 +139,8 @@ def test_process_writes_the_anonymized_photo(tmp_path, anonymizer, photo):
         "0th": {piexif.ImageIFD.Make: b"Canon", piexif.ImageIFD.Artist: b"Jane Doe"},
         "GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N"}}))
     target = tmp_path / "out" / photo.name
-    outcome = process(Job(source, target), anonymizer, max_pixels=10**8, explain=True, metadata="strip-identifying")
+    outcome = process(PlannedFile(source, target), anonymizer, max_pixels=10**8, explain=True,
+                      metadata="strip-identifying")
     assert outcome.ok and len(outcome.result.faces) == 1
     assert outcome.removed == ("Artist", "GPSInfo") and outcome.notes == ()
     assert Image.open(target).size == Image.open(photo).size
@@ -147,17 +148,17 @@ def test_process_writes_the_anonymized_photo(tmp_path, anonymizer, photo):
     assert Image.open(explain_path(target)).format == "PNG"
 
     png = tmp_path / "out" / "photo.jpg"
-    outcome = process(Job(target, png), anonymizer, max_pixels=10**8, output_format="jpeg", jpeg_quality=80)
+    outcome = process(PlannedFile(target, png), anonymizer, max_pixels=10**8, output_format="jpeg", jpeg_quality=80)
     assert outcome.ok and outcome.removed == ("Make",) and Image.open(png).format == "JPEG"
 
 
 def test_process_turns_failures_into_outcomes(tmp_path, anonymizer, photo):
     bad = tmp_path / "bad.jpg"
     bad.write_text("not a photo")
-    outcome = process(Job(bad, tmp_path / "out" / "bad.jpg"), anonymizer, max_pixels=10**8)
+    outcome = process(PlannedFile(bad, tmp_path / "out" / "bad.jpg"), anonymizer, max_pixels=10**8)
     assert not outcome.ok and outcome.result is None and outcome.error.startswith("not an image")
 
     blocker = touch(tmp_path / "file")  # the target's folder is a file: the write fails
-    outcome = process(Job(photo, blocker / photo.name), anonymizer, max_pixels=10**8)
+    outcome = process(PlannedFile(photo, blocker / photo.name), anonymizer, max_pixels=10**8)
     assert not outcome.ok and "cannot write" in outcome.error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jpg", "file"]

@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from PIL import Image, ImageCms
 
 from anon_plugin import metadata
-from anon_plugin.cli import METADATA_MODES, main
+from anon_plugin.cli import main
+from anon_plugin.commands.anonymize import METADATA_MODES
 from anon_plugin.imageio import encode, read_picture
 
 if shutil.which("exiftool") is None:

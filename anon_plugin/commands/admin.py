@@ -6,7 +6,7 @@ import signal
 
 import click
 
-from . import guarded, settings
+from . import settings
 
 THREADS = click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
                        help="Requests served at once.")
@@ -24,15 +24,15 @@ def stop_on_signals(server) -> None:
         signal.signal(sig, on_signal)
 
 
-def panel_server(ctx: click.Context, s, threads: int | None = None, service=None):
+def panel_server(s, threads: int | None = None, service=None):
     """The panel's waitress server on [admin] bind, stopped by SIGTERM or SIGINT from now on; with
     ``service``, the panel shows that daemon's queue and wakes it on a share or a republish."""
     from ..admin import create_app
     from ..admin.server import THREADS as DEFAULT_THREADS
     from ..admin.server import PanelServer
 
-    app = guarded(ctx, lambda: create_app(s, service=service))
-    server = guarded(ctx, lambda: PanelServer(app, s.admin.host, s.admin.port, threads or DEFAULT_THREADS))
+    app = create_app(s, service=service)
+    server = PanelServer(app, s.admin.host, s.admin.port, threads or DEFAULT_THREADS)
     stop_on_signals(server)
     return server
 
@@ -49,6 +49,6 @@ def admin_command(ctx: click.Context, threads: int) -> None:
     from .. import logs
 
     logs.setup()
-    server = panel_server(ctx, settings(ctx), threads)
+    server = panel_server(settings(ctx), threads)
     click.echo(f"anon-plugin: admin panel on {server.url}", err=True)
     server.run()

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import click
 
-from . import database, guarded, settings, store
+from . import database, settings, store
 
 T = TypeVar("T")
 
@@ -80,10 +80,10 @@ def share(ctx: click.Context, name: str) -> None:
     with database(ctx) as engine:
         with session_scope(engine) as session:
             _sync(ctx, session)
-            album = guarded(ctx, lambda: albums.find(session, name))
+            album = albums.find(session, name)
             album_id, folder = album.id, album.name
         progress = functools.partial(_progress, f"queueing {folder}")
-        queued = guarded(ctx, lambda: albums.share_folder(engine, album_id, path_filter, by=None, progress=progress))
+        queued = albums.share_folder(engine, album_id, path_filter, by=None, progress=progress)
     click.echo(f"anon-plugin: album {name} shared; {queued} photo(s) queued", err=True)
 
 
@@ -97,10 +97,10 @@ def unshare(ctx: click.Context, name: str, yes: bool) -> None:
 
     if not yes:  # asked before the write transaction opens: the daemon never waits on an answer
         with store(ctx) as session:
-            count = albums.copies(session, guarded(ctx, lambda: albums.find(session, name, missing_ok=True)))
+            count = albums.copies(session, albums.find(session, name, missing_ok=True))
         click.confirm(f"Remove the {count} public copies of {name}?", abort=True, err=True)
     with store(ctx) as session:
-        album = guarded(ctx, lambda: albums.find(session, name, missing_ok=True))
+        album = albums.find(session, name, missing_ok=True)
         removed = albums.unshare(session, album, settings(ctx).public_root, by=None)
     click.echo(f"anon-plugin: album {name} unshared; {removed} public copies removed", err=True)
 
@@ -113,6 +113,6 @@ def republish(ctx: click.Context, name: str) -> None:
     from .. import albums
 
     with store(ctx) as session:
-        album = guarded(ctx, lambda: albums.find(session, name))
-        count = guarded(ctx, lambda: albums.republish(session, album, by=None))
+        album = albums.find(session, name)
+        count = albums.republish(session, album, by=None)
     click.echo(f"anon-plugin: {count} photo(s) of {name} queued", err=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import guarded, settings
+from . import settings
 from .admin import THREADS, panel_server
 
 LOG_FORMAT = click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -20,7 +20,7 @@ DEMO_USER = "admin"  # the demo's panel user; its password is new on every demo 
 def _service(ctx: click.Context, s=None):
     from ..daemon.service import Service
 
-    return guarded(ctx, lambda: Service(s or settings(ctx)))
+    return Service(s or settings(ctx))
 
 
 @click.command("watch")
@@ -35,7 +35,7 @@ def watch_command(ctx: click.Context, log_format: str) -> None:
 
     logs.setup(log_format)
     service = _service(ctx)
-    guarded(ctx, service.run)
+    service.run()
 
 
 @click.command("serve")
@@ -55,8 +55,8 @@ def serve_command(ctx: click.Context, log_format: str, threads: int) -> None:
     logs.setup(log_format)
     s = settings(ctx)
     service = _service(ctx, s)
-    server = panel_server(ctx, s, threads, service)  # before the daemon starts: a signal from now on stops both
-    guarded(ctx, service.start)
+    server = panel_server(s, threads, service)  # before the daemon starts: a signal from now on stops both
+    service.start()
     try:
         click.echo(f"anon-plugin: admin panel on {server.url}", err=True)
         server.run()
@@ -121,12 +121,12 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
 
     logs.setup(log_format)
     folder = folder.resolve()
-    library = guarded(ctx, lambda: _demo_library(folder))
+    library = _demo_library(folder)
     (folder / "public").mkdir(exist_ok=True)
     env = {**_machine_settings(), "ANON_DATA_DIR": str(folder / "data"), "ANON_LIBRARY_ROOTS": str(library),
            "ANON_PUBLIC_ROOT": str(folder / "public"), "ANON_WATCH_STABILITY_DELAY": "1"}
-    s = guarded(ctx, lambda: load_settings(None, environ=env))
-    guarded(ctx, lambda: migrate.upgrade(s.database_url))
+    s = load_settings(None, environ=env)
+    migrate.upgrade(s.database_url)
     service = _service(ctx, s)
     with session_scope(service.engine) as session:
         albums.sync(session, [(library, "family")], share_new=False)
@@ -153,7 +153,7 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
         click.echo(f"\nanon-plugin: demo under {folder}; the full record of a copy: "
                    f"ANON_DATA_DIR={folder / 'data'} anon-plugin provenance PATH", err=True)
         if keep_running:
-            server = panel_server(ctx, s, service=service)
+            server = panel_server(s, service=service)
             password = _demo_account(service.engine)
             click.echo(f"anon-plugin: still watching; admin panel on {server.url}, sign in as {DEMO_USER} with "
                        f"password {password} (SIGTERM or Ctrl-C stops)", err=True)

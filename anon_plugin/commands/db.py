@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from . import guarded, settings
+from . import settings
 
 
 @click.group("db")
@@ -25,7 +25,7 @@ def upgrade(ctx: click.Context, revision: str) -> None:
     from ..store.db import safe_url
 
     url = settings(ctx).database_url
-    state = guarded(ctx, lambda: migrate.upgrade(url, revision))
+    state = migrate.upgrade(url, revision)
     click.echo(f"anon-plugin: database {safe_url(url)} at {state}", err=True)
 
 
@@ -38,7 +38,7 @@ def downgrade(ctx: click.Context, revision: str) -> None:
     from ..store.db import safe_url
 
     url = settings(ctx).database_url
-    state = guarded(ctx, lambda: migrate.downgrade(url, revision))
+    state = migrate.downgrade(url, revision)
     click.echo(f"anon-plugin: database {safe_url(url)} at {state}", err=True)
 
 
@@ -49,5 +49,5 @@ def current(ctx: click.Context) -> None:
     from ..store import migrate
 
     url = settings(ctx).database_url
-    state = guarded(ctx, lambda: migrate.current(url))
+    state = migrate.current(url)
     click.echo(str(state))

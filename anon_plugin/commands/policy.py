@@ -6,7 +6,7 @@ import json
 
 import click
 
-from . import guarded, store
+from . import store
 from .albums import _sync
 
 
@@ -24,7 +24,7 @@ def show(ctx: click.Context, name: str) -> None:
 
     with store(ctx) as session:
         _sync(ctx, session)  # an album not shared yet is known before `albums list` or the daemon ran
-        album = guarded(ctx, lambda: albums.find(session, name))
+        album = albums.find(session, name)
         version, policy = policies.current(session, album.id)
     click.echo(json.dumps({"album": name, "version": version, "policy": policy.to_mapping()}, indent=2))
 
@@ -43,9 +43,9 @@ def set_policy(ctx: click.Context, name: str, assignments: tuple[str, ...]) -> N
 
     with store(ctx) as session:
         _sync(ctx, session)  # the policy can be set before the album is first shared
-        album = guarded(ctx, lambda: albums.find(session, name))
+        album = albums.find(session, name)
         _, policy = policies.current(session, album.id)
-        changed = guarded(ctx, lambda: policy.with_changes(**policies.parse_assignments(assignments)))
+        changed = policy.with_changes(**policies.parse_assignments(assignments))
         version, queued = albums.set_policy(session, album, changed, by=None)
     click.echo(f"anon-plugin: album {name} policy version {version}; "
                + (f"{queued} photo(s) that waited while its publishing was off queued; " if queued else "")

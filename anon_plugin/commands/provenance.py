@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import guarded, settings, store
+from . import settings, store
 
 
 @click.command("provenance")
@@ -24,6 +24,6 @@ def provenance_command(ctx: click.Context, path: Path) -> None:
 
     s = settings(ctx)
     with store(ctx) as session:
-        photo = guarded(ctx, lambda: provenance.find_photo(session, path, s.library_roots, s.public_root))
+        photo = provenance.find_photo(session, path, s.library_roots, s.public_root)
         record = provenance.record(session, photo)
     click.echo(json.dumps(record, indent=2))

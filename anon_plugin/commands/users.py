@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import guarded, store
+from . import store
 
 
 @click.group("users")
@@ -23,14 +23,14 @@ def add(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Add the user NAME; the password is asked twice (or read from stdin), stored as a scrypt hash."""
     from ..admin import accounts
 
-    guarded(ctx, lambda: accounts.check_name(name))
+    accounts.check_name(name)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
-    guarded(ctx, lambda: accounts.check_password(password))
+    accounts.check_password(password)
     with store(ctx) as session:
-        guarded(ctx, lambda: accounts.add(session, name, password))
+        accounts.add(session, name, password)
     click.echo(f"anon-plugin: user {name} added", err=True)
 
 
@@ -56,5 +56,5 @@ def remove(ctx: click.Context, name: str) -> None:
     from ..admin import accounts
 
     with store(ctx) as session:
-        guarded(ctx, lambda: accounts.remove(session, name))
+        accounts.remove(session, name)
     click.echo(f"anon-plugin: user {name} removed", err=True)

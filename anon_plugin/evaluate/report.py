@@ -114,7 +114,8 @@ def write_examples(path: Path, options, chosen, items: dict, methods: tuple[str,
     original probe's alignment.
     """
     from ..inference.explain import _heatmap, _label, _mask_view
-    from ..imageio import load_rgb, png_bytes, write_atomic
+    from ..atomic import write_atomic
+    from ..imageio import load_rgb, png_bytes
     from ..inference.pipeline import AnonymizerConfig
     from . import store
     from .features import crops

@@ -18,6 +18,7 @@ composed again from the original, until it passes or is covered.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +36,7 @@ from .device import faces_per_pass
 from .records import Analysis, AnonymizerConfig, FaceRecord, Result
 
 Image = str | Path | np.ndarray | object
+log = logging.getLogger("anon_plugin.inference")
 Slot = tuple[int, int]  # (photo, face) index
 
 
@@ -45,7 +47,8 @@ def _stage(name: str, seconds: dict[str, float]) -> Iterator[None]:
         yield
     except StageError:
         raise
-    except Exception as exc:  # any failure of a stage becomes a covered face
+    except Exception as exc:  # any failure of a stage becomes a covered face; its traceback is logged
+        log.warning("%s failed, its face(s) covered: %s: %s", name, type(exc).__name__, exc, exc_info=True)
         raise StageError(name, f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
     finally:
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start

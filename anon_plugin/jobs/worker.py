@@ -73,6 +73,20 @@ class Task:
     seen_as: tuple[int, float]  # the original's size and mtime when the job was claimed
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """What rendering a photo produced, to be recorded: its public copy written, or the photo held back."""
+
+    picture: Picture  # the original, as read
+    result: Result
+    target: Path  # its public copy's path (where it would be, when held back)
+    public_sha256: str | None  # of the copy written; None when held back
+    removed: tuple[str, ...]  # metadata left out of the copy
+    notes: tuple[str, ...]  # what the copy could not keep, the faces covered, why it was held back
+    seconds: float  # its share of the batch's inference
+    held: bool
+
+
 class Heartbeat:
     """Renews the leases of the jobs in hand every quarter lease while a batch runs."""
 
@@ -137,7 +151,7 @@ class Worker:
                     reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
                     with session_scope(self.engine) as session:
                         for job in claimed:
-                            _fail(session, job, self.name, reason)
+                            _fail_job(session, job, self.name, reason)
         return len(claimed)
 
     def _run(self, claimed: list[queue.Claimed]) -> None:
@@ -207,7 +221,7 @@ class Worker:
 
     def _failed(self, task: Task, reason: str, permanent: bool = False) -> None:
         with session_scope(self.engine) as session:
-            state = _fail(session, task.job, self.name, reason, permanent)
+            state = _fail_job(session, task.job, self.name, reason, permanent)
         log.warning("%s/%s: failed (%s): %s", task.album, task.relative,
                     "for good" if state == "failed" else "will retry", reason)
 
@@ -234,8 +248,9 @@ class Worker:
                 return False
             removed, notes = list(encoded.removed), list(encoded.notes)
             notes += [f"face {f_index} covered: {f.error}" for f_index, f in enumerate(result.faces) if f.covered]
+        rendered = Rendered(picture, result, target, public_sha, tuple(removed), tuple(notes), seconds, hold)
         try:
-            dropped = self._record(task, picture, result, target, public_sha, removed, notes, seconds, hold)
+            dropped = self._record(task, rendered)
         except _LeaseLost:
             log.warning("%s/%s: lease lost while working; the job's new holder records it", task.album, task.relative)
             return False
@@ -260,15 +275,14 @@ class Worker:
                 return None
             return session.get(Photo, other.photo_id).relative_path
 
-    def _record(self, task: Task, picture: Picture, result: Result, target: Path, public_sha: str | None,
-                removed: list[str], notes: list[str], seconds: float, hold: bool) -> str | None:
+    def _record(self, task: Task, rendered: Rendered) -> str | None:
         """The output, its faces, the superseded copies, the photo's state and the job's end, in one transaction.
 
         When the original was deleted or its album unshared while it was rendered, the copy just
         written is taken back and nothing is recorded but the job's end: returns which of the two.
         When the original was moved, the copy moves with it.
         """
-        policy = task.policy
+        policy, picture, target, hold = task.policy, rendered.picture, rendered.target, rendered.held
         with session_scope(self.engine) as session:
             if not queue.finish(session, task.job.job_id, self.name):
                 raise _LeaseLost()  # rolls this transaction back
@@ -278,12 +292,12 @@ class Worker:
             photo = session.get(Photo, task.job.photo_id, with_for_update=True)
             gone = "original deleted" if photo.state == "removed" else None if album.shared else "album unshared"
             if gone:
-                if public_sha is not None and queries.live_output_at(session, str(target)) is None:
+                if rendered.public_sha256 is not None and queries.live_output_at(session, str(target)) is None:
                     publish.remove(target, self.public_root)
                 return gone
             if photo.relative_path != task.relative:  # moved while it was rendered: its copy follows it
                 moved_to = publish.public_path(self.public_root, task.album, photo.relative_path, target.suffix)
-                if public_sha is not None:
+                if rendered.public_sha256 is not None:
                     publish.move(target, moved_to, self.public_root)
                 log.info("%s/%s: moved to %s while it was rendered; its copy follows", task.album, task.relative,
                          photo.relative_path)
@@ -291,13 +305,14 @@ class Worker:
             models = batch.models_for(engine_config(policy, picture.sha256))
             output = Output(
                 photo_id=task.job.photo_id, source_sha256=picture.sha256, public_path=str(target),
-                public_sha256=public_sha, policy_version_id=task.policy_version_id, engine_version=__version__,
-                model_sha256s={n: registry.spec(n).sha256 for n in models}, device=self.device,
-                seconds=round(seconds, 4), removed_tags=removed, notes=notes, status="held" if hold else "published",
+                public_sha256=rendered.public_sha256, policy_version_id=task.policy_version_id,
+                engine_version=__version__, model_sha256s={n: registry.spec(n).sha256 for n in models},
+                device=self.device, seconds=round(rendered.seconds, 4), removed_tags=list(rendered.removed),
+                notes=list(rendered.notes), status="held" if hold else "published",
             )
             session.add(output)
             session.flush()
-            session.add_all(_faces(output.id, result))
+            session.add_all(_faces(output.id, rendered.result))
             for old in queries.live_outputs(session, task.job.photo_id):
                 if old.id != output.id:
                     old.status, old.superseded_by = "superseded", output.id
@@ -307,7 +322,7 @@ class Worker:
                      "the album's policy changed" if queries.latest_policy_version(session, album.id).id
                      != task.policy_version_id else None)
             photo.sha256, photo.size = picture.sha256, picture.size
-            photo.state, photo.reason = ("held", notes[-1]) if hold else ("published", None)
+            photo.state, photo.reason = ("held", rendered.notes[-1]) if hold else ("published", None)
             if stale:  # its share or republish found this job running and queued nothing: queued now
                 queue.enqueue(session, photo.id)
                 log.info("%s/%s: %s while it was rendered; queued again", task.album, task.relative, stale)
@@ -335,7 +350,7 @@ class Worker:
             log.warning("%s: after_publish exited %d: %s", task.album, hook.returncode, tail[0])
 
 
-def _fail(session: Session, job: queue.Claimed, worker: str, reason: str, permanent: bool = False) -> str:
+def _fail_job(session: Session, job: queue.Claimed, worker: str, reason: str, permanent: bool = False) -> str:
     """Fail the job (see ``queue.fail``); a job failed for good fails its photo too, unless it was deleted."""
     state = queue.fail(session, job.job_id, worker, reason, permanent=permanent)
     photo = session.get(Photo, job.photo_id)

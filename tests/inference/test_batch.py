@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -67,8 +68,9 @@ def test_many_faces_per_network_pass_as_on_a_gpu(photos, monkeypatch):
     _assert_same(singles, batch.anonymize_batch(rgbs, configs, "cpu", 5))
 
 
-def test_a_failing_fill_covers_only_its_own_faces(photos, monkeypatch):
+def test_a_failing_fill_covers_only_its_own_faces(photos, monkeypatch, caplog):
     rgbs, configs, singles = photos
+    monkeypatch.setattr(logging.getLogger("anon_plugin"), "propagate", True)  # to caplog, whatever ran before
     real = fill.fill_many
 
     def fails_for_blur(method, *args):
@@ -77,13 +79,17 @@ def test_a_failing_fill_covers_only_its_own_faces(photos, monkeypatch):
         return real(method, *args)
 
     monkeypatch.setattr(fill, "fill_many", fails_for_blur)
-    for cfg, result, alone in zip(configs, batch.anonymize_batch(rgbs, configs, "cpu", 8), singles):
+    with caplog.at_level(logging.WARNING, logger="anon_plugin.inference"):
+        results = batch.anonymize_batch(rgbs, configs, "cpu", 8)
+    for cfg, result, alone in zip(configs, results, singles):
         # covered because the fill failed; a face verification gave up on is covered too, but not failed
         assert all((f.covered and not verify.gave_up(f.error)) == (cfg.method == "blur") for f in result.faces)
         if cfg.method != "blur":
             assert np.array_equal(result.image, alone.image)
         else:
             assert result.faces[0].error == "fill: RuntimeError: forced failure"
+    logged = [r for r in caplog.records if r.name == "anon_plugin.inference"]
+    assert logged and all(r.levelname == "WARNING" and "forced failure" in str(r.exc_info[1]) for r in logged)
 
 
 def test_configs_must_match_the_photos(photos):

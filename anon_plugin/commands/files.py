@@ -2,7 +2,7 @@
 
 The library raises; this module turns each file's failure into an Outcome so
 that one bad file never stops the others, and every file or folder of an input
-folder that is not processed into a Skipped with its reason: nothing is
+folder that is not processed into a SkippedInput with its reason: nothing is
 passed over in silence.
 """
 
@@ -13,22 +13,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AnonPluginError, InputError
-from .formats import PHOTO_SUFFIXES
-from .imageio import DEFAULT_JPEG_QUALITY, OutputFormat, encode, png_bytes, read_picture, write_atomic
-from .inference.pipeline import Anonymizer, Result
-from .metadata import Mode
+from ..errors import AnonPluginError, InputError
+from ..formats import PHOTO_SUFFIXES
+from ..atomic import write_atomic
+from ..imageio import DEFAULT_JPEG_QUALITY, OutputFormat, encode, png_bytes, read_picture
+from ..inference.pipeline import Anonymizer, Result
+from ..metadata import Mode
+from . import describe
 
 
 @dataclass(frozen=True)
-class Job:
+class PlannedFile:
+    """An input file and where its anonymized copy goes."""
+
     source: Path
     target: Path
 
 
 @dataclass(frozen=True)
 class Outcome:
-    job: Job
+    job: PlannedFile
     result: Result | None = None
     error: str | None = None
     seconds: float = 0.0
@@ -41,7 +45,7 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class Skipped:
+class SkippedInput:
     """A file or folder inside an input folder that is not processed, and why."""
 
     path: Path
@@ -50,21 +54,21 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Plan:
-    jobs: tuple[Job, ...]
+    jobs: tuple[PlannedFile, ...]
     refused: tuple[Outcome, ...]  # inputs that cannot be processed (missing, collisions, existing outputs)
-    skipped: tuple[Skipped, ...]  # what an input folder holds besides images
+    skipped: tuple[SkippedInput, ...]  # what an input folder holds besides images
 
 
 def _unreadable(error: OSError) -> str:
     return f"folder cannot be read ({(error.strerror or str(error)).lower()})"
 
 
-def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Skipped]]:
+def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[SkippedInput]]:
     found: list[Path] = []
-    skipped: list[Skipped] = []
+    skipped: list[SkippedInput] = []
 
     def refused(error: OSError) -> None:
-        skipped.append(Skipped(Path(error.filename or folder), _unreadable(error)))
+        skipped.append(SkippedInput(Path(error.filename or folder), _unreadable(error)))
 
     for root, dirs, files in os.walk(folder, onerror=refused):
         visible = []
@@ -73,9 +77,9 @@ def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Skipped]]:
             if path.resolve() == skip:
                 continue  # our own output folder
             if d.startswith("."):
-                skipped.append(Skipped(path, "hidden folder"))
+                skipped.append(SkippedInput(path, "hidden folder"))
             elif path.is_symlink():
-                skipped.append(Skipped(path, "link to a folder (not followed)"))
+                skipped.append(SkippedInput(path, "link to a folder (not followed)"))
             else:
                 visible.append(d)
         dirs[:] = visible
@@ -85,9 +89,9 @@ def _walk(folder: Path, skip: Path) -> tuple[list[Path], list[Skipped]]:
             if name.endswith(".explain.png"):
                 continue  # our own explain pictures
             if name.startswith("."):
-                skipped.append(Skipped(path, "hidden file"))
+                skipped.append(SkippedInput(path, "hidden file"))
             elif suffix not in PHOTO_SUFFIXES:
-                skipped.append(Skipped(path, f"not a supported image format ({suffix or 'no suffix'})"))
+                skipped.append(SkippedInput(path, f"not a supported image format ({suffix or 'no suffix'})"))
             else:
                 found.append(path)
     return found, skipped
@@ -111,9 +115,9 @@ def plan(
     ``output_format="jpeg"`` the outputs' suffix becomes .jpg.
     """
     out = outdir.resolve()
-    jobs: list[Job] = []
+    jobs: list[PlannedFile] = []
     refused: list[Outcome] = []
-    skipped: list[Skipped] = []
+    skipped: list[SkippedInput] = []
     claimed: dict[Path, Path] = {}
     for item in inputs:
         if item.is_dir():
@@ -123,10 +127,10 @@ def plan(
         elif item.exists() or item.is_symlink():
             pairs = [(item, out / output_name(item, output_format))]
         else:
-            refused.append(Outcome(Job(item, out / item.name), error="no such file or folder"))
+            refused.append(Outcome(PlannedFile(item, out / item.name), error="no such file or folder"))
             continue
         for source, target in pairs:
-            job = Job(source, target)
+            job = PlannedFile(source, target)
             if target in claimed:
                 refused.append(Outcome(job, error=f"{claimed[target]} already writes {target}"))
             elif target == source.resolve() and not overwrite:
@@ -145,7 +149,7 @@ def explain_path(target: Path) -> Path:
 
 
 def process(
-    job: Job,
+    job: PlannedFile,
     anonymizer: Anonymizer,
     *,
     max_pixels: int,
@@ -167,12 +171,12 @@ def process(
         encoded = encode(picture, result.image, metadata, output_format=output_format, jpeg_quality=jpeg_quality)
         write_atomic(job.target, encoded.data, overwrite)
         if explain:
-            from .inference.explain import explain_picture
+            from ..inference.explain import explain_picture
 
             panel = png_bytes(explain_picture(result.faces, result.image))
             write_atomic(explain_path(job.target), panel, overwrite)
     except AnonPluginError as exc:
-        return Outcome(job, error=str(exc), seconds=time.perf_counter() - start)
+        return Outcome(job, error=describe(exc), seconds=time.perf_counter() - start)
     except MemoryError:
         return Outcome(job, error="out of memory (lower --max-pixels)", seconds=time.perf_counter() - start)
     return Outcome(job, result, seconds=time.perf_counter() - start, removed=encoded.removed, notes=encoded.notes)

@@ -7,11 +7,11 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import __version__
-from .files import Outcome, Skipped
-from .imageio import write_atomic
-from .inference.pipeline import FaceRecord
-from .inference.recognition import still_matched_by
+from .. import __version__
+from .files import Outcome, SkippedInput
+from ..atomic import write_atomic
+from ..inference.pipeline import FaceRecord
+from ..inference.recognition import still_matched_by
 
 
 def _face(face: FaceRecord) -> dict:
@@ -43,7 +43,7 @@ def _image(outcome: Outcome) -> dict:
     return entry
 
 
-def write_report(path: Path, outcomes: list[Outcome], options: dict, skipped: Iterable[Skipped] = (),
+def write_report(path: Path, outcomes: list[Outcome], options: dict, skipped: Iterable[SkippedInput] = (),
                  *, overwrite: bool = False) -> None:
     """Write the report atomically; raises OutputError when it cannot be written (or exists without ``overwrite``).
 
