@@ -107,7 +107,8 @@ def generate_many(
     m = torch.from_numpy(small_holes)[:, None].float().to(device)
     sources = embed(crops, "sface", device)
     bank = model.identity_bank.cpu()
-    codes = [islice(identity_codes(bank, seed, source), first, None) for seed, source in zip(seeds, sources)]
+    codes = [islice(identity_codes(bank, seed, source), first, None)
+             for seed, source in zip(seeds, sources, strict=True)]
     best = crops.copy()
     best_cosine = np.full(len(crops), np.inf)
     pending = np.arange(len(crops))
@@ -175,7 +176,7 @@ def _stylegan_or_fallback(
         filled, found = prior_fill.stylegan_many(
             crops[served], holes[served], points[served], [seeds[i] for i in served], device, first, candidates,
             [wanted[i] for i in served], None if regions is None else regions[served])
-        for i, o, q in zip(served, filled, found):
+        for i, o, q in zip(served, filled, found, strict=True):
             out[i], quality[i], reasons[i] = o, q, q.get("unserved")
     rest = [i for i, r in enumerate(reasons) if r is not None]
     if rest:
@@ -184,7 +185,7 @@ def _stylegan_or_fallback(
         small_holes = np.stack([cv2.resize(holes[i].astype(np.uint8), (CROP_SIZE,) * 2,
                                            interpolation=cv2.INTER_NEAREST) > 0 for i in rest])
         filled = generate_many(small, small_holes, [seeds[i] for i in rest], device, first)
-        for i, f in zip(rest, filled):
+        for i, f in zip(rest, filled, strict=True):
             out[i] = f if size == CROP_SIZE else cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC)
             quality[i] = {"fallback": FALLBACK, "reason": reasons[i]}
     return out, quality
@@ -224,7 +225,7 @@ def fill_many(
         trusted = [True] * len(crops) if found_by_dlib is None else list(found_by_dlib)
         return _stylegan_or_fallback(crops, holes, points, seeds, device, first, candidates, trusted, regions)
     fill = filler(name)
-    return np.stack([fill(c, h, s) for c, h, s in zip(crops, holes, seeds)]), [{} for _ in crops]
+    return np.stack([fill(c, h, s) for c, h, s in zip(crops, holes, seeds, strict=True)]), [{} for _ in crops]
 
 
 def filler(name: str) -> Filler:

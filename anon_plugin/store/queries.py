@@ -205,7 +205,7 @@ def audit_entries(session: Session, limit: int = 100, before: int | None = None)
     return list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))
 
 
-def published_since(session: Session, since: _dt.datetime) -> int:
+def published_since(session: Session, since: dt.datetime) -> int:
     """How many public copies were written since ``since`` (those replaced or removed since included)."""
     return session.scalar(sa.select(sa.func.count()).select_from(Output).where(
         Output.created_at >= since, Output.public_sha256.is_not(None))) or 0

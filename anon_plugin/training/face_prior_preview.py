@@ -76,8 +76,9 @@ def main() -> None:
         if found is not None:
             pair = np.stack([align.warp(p, found[2].matrix, align.CROP_SIZE) for p in (image, preview)])
             cosines.append([float(np.prod(embed(pair, name), axis=0).sum()) for name in ("sface", "facenet")])
+    medians = np.round(np.median(cosines, 0), 3).tolist()
     report = {"samples": args.count, "test": args.test, "psnr": round(float(np.mean(psnr)), 2),
-              "median_cosine": dict(zip(("sface", "facenet"), np.round(np.median(cosines, 0), 3).tolist()))}
+              "median_cosine": dict(zip(("sface", "facenet"), medians, strict=True))}
     save_file({"head": head.astype(np.float32)}, str(args.out), metadata={"tap": TAP, "report": json.dumps(report)})
     print(json.dumps(report))
 

@@ -23,6 +23,7 @@ import copy
 import json
 import math
 import time
+from itertools import pairwise
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -121,7 +122,7 @@ class Faces:
         pack = np.load(path)
         webp, offsets = pack["webp"], pack["offsets"]
         images = np.stack([cv2.imdecode(webp[a:b], cv2.IMREAD_COLOR)[:, :, ::-1]
-                           for a, b in zip(offsets[:-1], offsets[1:])])
+                           for a, b in pairwise(offsets)])
         self.size = images.shape[1]
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
         self.attention = torch.from_numpy(pack["attention"])[:, None].to(device)
@@ -181,7 +182,7 @@ def _plot(history: list[dict], path: Path) -> None:
         lo, hi = min(values), max(values)
         span, step_span = (hi - lo) or 1.0, (steps[-1] - steps[0]) or 1
         points = [(x0 + pad + (s - steps[0]) / step_span * (w - 2 * pad),
-                   y0 + h - pad - (v - lo) / span * (h - 2 * pad)) for s, v in zip(steps, values)]
+                   y0 + h - pad - (v - lo) / span * (h - 2 * pad)) for s, v in zip(steps, values, strict=True)]
         draw.rectangle([x0 + pad, y0 + pad, x0 + w - pad, y0 + h - pad], outline=(200, 200, 200))
         if len(points) > 1:
             draw.line(points, fill=(30, 90, 200), width=1)
@@ -274,7 +275,8 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
         with autocast:
             fake_logits, fake_features = disc(comp, hole)
             adv = -fake_logits.float().mean()
-            fm = sum(F.l1_loss(f.float(), r.detach().float()) for f, r in zip(fake_features, real_features))
+            fm = sum(F.l1_loss(f.float(), r.detach().float())
+                     for f, r in zip(fake_features, real_features, strict=True))
             fm = fm / len(fake_features)
             hole_l1 = ((y.float() - x).abs() * hole).sum() / (3 * hole.sum()).clamp_min(1.0)
             low = F.l1_loss(F.avg_pool2d(comp.float(), 8), F.avg_pool2d(x, 8))
@@ -290,7 +292,7 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
         loss_g.backward()
         opt_g.step()
         with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), gen.parameters()):
+            for p_ema, p in zip(ema.parameters(), gen.parameters(), strict=True):
                 p_ema.lerp_(p, 1 - cfg.ema)
         step += 1
         logged = {"loss_d": loss_d, "adv": adv, "fm": fm, "hole_l1": hole_l1, "low": low,

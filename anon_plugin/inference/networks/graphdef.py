@@ -115,7 +115,7 @@ def _tensor(buf: bytes) -> np.ndarray:
 
 
 def _attr(buf: bytes) -> Any:
-    for n, wire, v in _fields(buf):
+    for n, _, v in _fields(buf):
         if n == 1:  # ListValue: s=2 i=3 f=4 b=5 type=6 shape=7 tensor=8
             out: list[Any] = []
             for k, w, item in _fields(v):
