@@ -170,7 +170,8 @@ def _stylegan_or_fallback(
         points = np.stack([_crop_landmarks(c) for c in crops])
     wanted = prior_fill.targets(prior_fill.canonical(crops), points * (CROP_SIZE / crops.shape[1]), device)
     reasons = prior_fill.unserved(np.stack([t.traits for t in wanted]), found_by_dlib)
-    out, quality = crops.copy(), [{} for _ in crops]
+    out = crops.copy()
+    quality: list[dict] = [{} for _ in crops]
     served = [i for i, r in enumerate(reasons) if r is None]
     if served:
         filled, found = prior_fill.stylegan_many(

@@ -46,7 +46,7 @@ def fit(bank: dict[str, np.ndarray], names: tuple[str, ...]) -> tuple[dict[str, 
     rows, intercepts, weights, report = [], [], [], {}
     for j, name in enumerate(names):
         scores = {r: _held_out_r2(x, ys[:, j], r) for r in RIDGES}
-        ridge = max(scores, key=scores.get)
+        ridge = max(scores, key=scores.__getitem__)
         d, b = _fit(x, ys[:, j], ridge)
         rows.append(d)
         intercepts.append(b)

@@ -64,7 +64,7 @@ def main() -> None:
     for i in range(args.count):
         x, image = _sample(prior, i)
         xtx, xty = xtx + x.T @ x, xty + x.T @ _blocks(image / 127.5 - 1)
-    head = np.linalg.solve(xtx + RIDGE * np.eye(len(xtx)), xty)
+    head = np.linalg.solve(xtx + RIDGE * np.eye(x.shape[1]), xty)
     psnr, cosines = [], []
     for i in range(args.count, args.count + args.test):
         x, image = _sample(prior, i)

@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..errors import InputError
 from ..inference.align import ARCFACE_112, CROP_SIZE, invert, template_matrix
 from ..inference.registry import load as load_model
 from ..inference.networks.generator import Generator, GeneratorConfig, config_dict
@@ -115,14 +116,20 @@ class Discriminator(nn.Module):
         return self.head(h), features
 
 
+def _decode_rgb(data: np.ndarray, path: Path) -> np.ndarray:
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"{path}: a face of the pack does not decode")
+    return bgr[:, :, ::-1]
+
+
 class Faces:
     """The pack, decoded onto the training device; draws batches and masks there."""
 
     def __init__(self, path: Path, device):
         pack = np.load(path)
         webp, offsets = pack["webp"], pack["offsets"]
-        images = np.stack([cv2.imdecode(webp[a:b], cv2.IMREAD_COLOR)[:, :, ::-1]
-                           for a, b in pairwise(offsets)])
+        images = np.stack([_decode_rgb(webp[a:b], path) for a, b in pairwise(offsets)])
         self.size = images.shape[1]
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
         self.attention = torch.from_numpy(pack["attention"])[:, None].to(device)
@@ -241,7 +248,7 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
         for module in (gen, ema, disc, sface):
-            module.to(memory_format=torch.channels_last)
+            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub omits it
 
     def save(step: int, elapsed: float) -> None:
         state = {k: v.detach().half().contiguous().cpu() for k, v in ema.state_dict().items()}
@@ -276,8 +283,7 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
             fake_logits, fake_features = disc(comp, hole)
             adv = -fake_logits.float().mean()
             fm = sum(F.l1_loss(f.float(), r.detach().float())
-                     for f, r in zip(fake_features, real_features, strict=True))
-            fm = fm / len(fake_features)
+                     for f, r in zip(fake_features, real_features, strict=True)) / len(fake_features)
             hole_l1 = ((y.float() - x).abs() * hole).sum() / (3 * hole.sum()).clamp_min(1.0)
             low = F.l1_loss(F.avg_pool2d(comp.float(), 8), F.avg_pool2d(x, 8))
             e_y = identity(comp)
