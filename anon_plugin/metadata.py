@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import piexif
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 Mode = Literal["strip-identifying", "strip-all", "keep"]
 MODES: tuple[Mode, ...] = ("strip-identifying", "strip-all", "keep")
@@ -139,7 +139,7 @@ def _others(im: Image.Image, data: bytes) -> list[str]:
         return _png_others(data)
     if im.format == "WEBP":
         return _webp_others(data)
-    if im.format == "TIFF" and _PHOTOSHOP_TAG in getattr(im, "tag_v2", {}):
+    if im.format == "TIFF" and isinstance(im, TiffImagePlugin.TiffImageFile) and _PHOTOSHOP_TAG in im.tag_v2:
         return _photoshop_names(_as_bytes(im.tag_v2[_PHOTOSHOP_TAG]))
     if im.format == "HEIF":
         return [name for key, name in (("thumbnails", "HEIF:Thumbnail"), ("depth_images", "HEIF:DepthImage"),

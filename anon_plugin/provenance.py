@@ -31,12 +31,12 @@ def find_photo(session: Session, path: Path, library_roots: tuple[Path, ...], pu
     path = path.resolve()
     output = session.scalar(sa.select(Output).where(Output.public_path == str(path)).order_by(Output.id.desc()))
     if output is not None:
-        return session.get(Photo, output.photo_id)
+        return session.get_one(Photo, output.photo_id)
     for root in library_roots:
         if path.is_relative_to(root) and len(path.relative_to(root).parts) >= 2:
             album_name, *rest = path.relative_to(root).parts
             album = queries.album(session, str(root), album_name)
-            photo = album and queries.photo_at(session, album.id, "/".join(rest))
+            photo = queries.photo_at(session, album.id, "/".join(rest)) if album is not None else None
             if photo is not None:
                 return photo
     where = "the public root" if public_root and path.is_relative_to(public_root) else "the library roots"
@@ -45,10 +45,10 @@ def find_photo(session: Session, path: Path, library_roots: tuple[Path, ...], pu
 
 def record(session: Session, photo: Photo) -> dict[str, Any]:
     """The photo and every output made from it, newest first, with faces and policies."""
-    album = session.get(Album, photo.album_id)
+    album = session.get_one(Album, photo.album_id)
     outputs = []
     for output in session.scalars(sa.select(Output).where(Output.photo_id == photo.id).order_by(Output.id.desc())):
-        policy = session.get(PolicyVersion, output.policy_version_id)
+        policy = session.get_one(PolicyVersion, output.policy_version_id)
         faces = queries.faces_of(session, output.id)
         outputs.append({**_row(output, "photo_id", "policy_version_id"),
                         "policy": {"version": policy.version, **policy.policy},

@@ -21,7 +21,8 @@ def shipped_dir(folder: str, marker: str) -> Path | None:
         found = importlib.util.find_spec(f"anon_plugin.{folder}")
     except ModuleNotFoundError:
         found = None
-    candidates = [Path(p) for p in found.submodule_search_locations] if found and found.submodule_search_locations else []
+    locations = found.submodule_search_locations if found else None
+    candidates = [Path(p) for p in locations] if locations else []
     for candidate in [*candidates, CHECKOUT / folder]:
         if (candidate / marker).is_file():
             return candidate

@@ -89,7 +89,8 @@ def main() -> None:
             dlib += matched
             s = face.similarity or {}
             print(f"{path.name} face {index}: {face.box[2] - face.box[0]:.0f} px, steps {' > '.join(face.steps)}, "
-                  f"detail {ratio if ratio is None else round(ratio, 3)}, dlib {s.get('dlib_distance', float('nan')):.3f}"
+                  f"detail {ratio if ratio is None else round(ratio, 3)}, "
+                  f"dlib {s.get('dlib_distance', float('nan')):.3f}"
                   f"{' MATCHED' if matched else ''}, sface {s.get('sface_cosine', float('nan')):.3f}"
                   f", facenet {s.get('facenet_cosine', float('nan')):.3f}"
                   f"{', ' + face.quality['reason'] if face.quality and 'fallback' in face.quality else ''}"

@@ -64,7 +64,7 @@ def main() -> None:
     for strength, threshold in STRENGTHS.items():
         holes = [hole_mask(f.attention, f.region, threshold) for f in faces]
         candidates[0], times = 0, []
-        for face, hole in zip(faces, holes):
+        for face, hole in zip(faces, holes, strict=True):
             start = time.perf_counter()
             generate(face.crop, hole, 0)
             times.append(time.perf_counter() - start)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ SIZES = {"12 MP": (4000, 3000), "48 MP": (8000, 6000), "54 MP (9,000 x 6,000)": 
 
 def tiles() -> list[np.ndarray]:
     out = []
-    for path, width in zip(eval_photos(9), WIDTHS):
+    for path, width in zip(eval_photos(9), WIDTHS, strict=True):
         rgb = load_rgb(path)
         scale = width / detect.detect_faces(rgb)[0].width
         out.append(cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
@@ -70,8 +71,8 @@ def main() -> None:
     print("| photo | shrunk only: faces | s | now: faces | s |\n|---|---|---|---|---|")
     for name, (w, h) in SIZES.items():
         photo = group_photo(faces, w, h)
-        t_old, old = best(lambda: shrunk_only(photo), args.repeats)
-        t_new, new = best(lambda: detect.detect_faces(photo), args.repeats)
+        t_old, old = best(partial(shrunk_only, photo), args.repeats)
+        t_new, new = best(partial(detect.detect_faces, photo), args.repeats)
         print(f"| {name} | {len(old)} | {t_old:.2f} | {len(new)} | {t_new:.2f} |")
 
 

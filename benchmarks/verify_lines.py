@@ -51,7 +51,7 @@ def line_at(impostor: np.ndarray, far: float) -> float:
 def train_lines(identities: int) -> dict[str, dict[float, float]]:
     paths, ids = train_photos(identities)
     crops, kept = [], []
-    for path, identity in zip(paths, ids):
+    for path, identity in zip(paths, ids, strict=True):
         rgb = load_rgb(DATA / "celeba" / path)
         found = landmarks.locate(rgb)
         if found is not None:

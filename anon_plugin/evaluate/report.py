@@ -116,6 +116,7 @@ def write_examples(path: Path, options, chosen, items: dict, methods: tuple[str,
     from ..inference.explain import _heatmap, _label, _mask_view
     from ..atomic import write_atomic
     from ..imageio import load_rgb, png_bytes
+    from ..inference.mask import hole_mask
     from ..inference.pipeline import AnonymizerConfig
     from . import store
     from .features import crops
@@ -136,17 +137,15 @@ def write_examples(path: Path, options, chosen, items: dict, methods: tuple[str,
         probe = probes[i]
         rgb = load_rgb(Path(options.data_dir) / probe.path)
         analysis = analyze(rgb, config)
-        reference, _ = _reference(analysis)
+        reference, why = _reference(analysis)
+        assert reference is not None, f"{probe.path} was stored with a reference face, now: {why}"
         face = analysis.faces[0]
         crop = crops([rgb], reference)[0]
-        blank = np.zeros_like(crop)
-        attention = _heatmap(face.crop, face.attention) if face.attention is not None else blank
-        if face.attention is not None:
-            from ..inference.mask import hole_mask
-
-            mask_view = _mask_view(face.crop, face.region, hole_mask(face.attention, face.region, threshold))
-        else:
-            mask_view = blank
+        attention = mask_view = blank = np.zeros_like(crop)
+        if face.crop is not None and face.attention is not None:
+            attention = _heatmap(face.crop, face.attention)
+            if face.region is not None:
+                mask_view = _mask_view(face.crop, face.region, hole_mask(face.attention, face.region, threshold))
         tiles = [crop, attention, mask_view]
         for m in shown:
             item = store.load(store.item_path(root, probe.path, m, strength))

@@ -45,7 +45,8 @@ def save(path: Path, item: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            # allow_pickle is numpy's default, named so that its stub does not match **arrays to it
+            np.savez_compressed(f, allow_pickle=True, **arrays)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -80,7 +81,10 @@ def output_image(original: np.ndarray, item: dict[str, Any]) -> np.ndarray:
     """The anonymized photo of a cached item, rebuilt from the original and the stored patch."""
     if "patch_png" not in item:
         return original
-    window = cv2.imdecode(np.asarray(item["patch_png"], np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    decoded = cv2.imdecode(np.asarray(item["patch_png"], np.uint8), cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise RuntimeError("cannot decode the stored patch as PNG")
+    window = decoded[..., ::-1]
     y0, x0 = (int(v) for v in item["patch_origin"])
     out = original.copy()
     out[y0:y0 + window.shape[0], x0:x0 + window.shape[1]] = window

@@ -108,4 +108,4 @@ def same_output(a: Variant, b: Variant) -> bool:
     if a.covered != b.covered or not np.array_equal(a.image, b.image):
         return False
     return all((x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y))
-               for x, y in zip(a.hole_masks, b.hole_masks))
+               for x, y in zip(a.hole_masks, b.hole_masks, strict=True))

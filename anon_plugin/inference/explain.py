@@ -32,13 +32,14 @@ def _label(text: str, width: int) -> np.ndarray:
 
 def _row(face: FaceRecord, result: np.ndarray) -> np.ndarray:
     blank = np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8)
-    if face.crop is None:
+    if face.crop is None or face.alignment is None:
         tiles = [blank] * 4
     else:
         tiles = [
             face.crop,
             _heatmap(face.crop, face.attention) if face.attention is not None else blank,
-            _mask_view(face.crop, face.region, face.hole_mask) if face.hole_mask is not None else blank,
+            _mask_view(face.crop, face.region, face.hole_mask)
+            if face.region is not None and face.hole_mask is not None else blank,
             warp(result, face.alignment, CROP_SIZE),
         ]
     if face.covered:

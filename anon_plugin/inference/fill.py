@@ -107,7 +107,8 @@ def generate_many(
     m = torch.from_numpy(small_holes)[:, None].float().to(device)
     sources = embed(crops, "sface", device)
     bank = model.identity_bank.cpu()
-    codes = [islice(identity_codes(bank, seed, source), first, None) for seed, source in zip(seeds, sources)]
+    codes = [islice(identity_codes(bank, seed, source), first, None)
+             for seed, source in zip(seeds, sources, strict=True)]
     best = crops.copy()
     best_cosine = np.full(len(crops), np.inf)
     pending = np.arange(len(crops))
@@ -169,13 +170,14 @@ def _stylegan_or_fallback(
         points = np.stack([_crop_landmarks(c) for c in crops])
     wanted = prior_fill.targets(prior_fill.canonical(crops), points * (CROP_SIZE / crops.shape[1]), device)
     reasons = prior_fill.unserved(np.stack([t.traits for t in wanted]), found_by_dlib)
-    out, quality = crops.copy(), [{} for _ in crops]
+    out = crops.copy()
+    quality: list[dict] = [{} for _ in crops]
     served = [i for i, r in enumerate(reasons) if r is None]
     if served:
         filled, found = prior_fill.stylegan_many(
             crops[served], holes[served], points[served], [seeds[i] for i in served], device, first, candidates,
             [wanted[i] for i in served], None if regions is None else regions[served])
-        for i, o, q in zip(served, filled, found):
+        for i, o, q in zip(served, filled, found, strict=True):
             out[i], quality[i], reasons[i] = o, q, q.get("unserved")
     rest = [i for i, r in enumerate(reasons) if r is not None]
     if rest:
@@ -184,7 +186,7 @@ def _stylegan_or_fallback(
         small_holes = np.stack([cv2.resize(holes[i].astype(np.uint8), (CROP_SIZE,) * 2,
                                            interpolation=cv2.INTER_NEAREST) > 0 for i in rest])
         filled = generate_many(small, small_holes, [seeds[i] for i in rest], device, first)
-        for i, f in zip(rest, filled):
+        for i, f in zip(rest, filled, strict=True):
             out[i] = f if size == CROP_SIZE else cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC)
             quality[i] = {"fallback": FALLBACK, "reason": reasons[i]}
     return out, quality
@@ -232,7 +234,7 @@ def fill_many(
         trusted = [True] * len(crops) if found_by_dlib is None else list(found_by_dlib)
         return _stylegan_or_fallback(crops, holes, points, seeds, device, first, candidates, trusted, regions)
     fill = filler(name)
-    return np.stack([fill(c, h, s) for c, h, s in zip(crops, holes, seeds)]), [{} for _ in crops]
+    return np.stack([fill(c, h, s) for c, h, s in zip(crops, holes, seeds, strict=True)]), [{} for _ in crops]
 
 
 def filler(name: str) -> Filler:

@@ -47,8 +47,8 @@ def landmarks68(image: np.ndarray, face: Detection) -> np.ndarray:
     shape = registry.load("dlib68")(np.ascontiguousarray(image), rect)
     points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
     eyes = np.stack([points[RIGHT_EYE].mean(0), points[LEFT_EYE].mean(0)])
-    ocular = np.linalg.norm(face.points[1] - face.points[0])
-    error = np.linalg.norm(eyes - face.points[:2], axis=1).max()
+    ocular = float(np.linalg.norm(face.points[1] - face.points[0]))
+    error = float(np.linalg.norm(eyes - face.points[:2], axis=1).max())
     if not np.isfinite(error) or error > 0.5 * max(ocular, 1.0):
         raise StageError("landmarks", f"eyes off the detector's by {error:.0f} px")
     return points
@@ -65,7 +65,7 @@ def five_points(points68: np.ndarray) -> np.ndarray:
 @functools.cache
 def mean_face() -> np.ndarray:
     """(68, 2) median shape in the canonical crop (from CelebA train photos)."""
-    return np.loadtxt(resources.files(__package__).joinpath("data/mean_face68.txt"))
+    return np.loadtxt(resources.files(__package__).joinpath("data/mean_face68.txt").read_text().splitlines())
 
 
 def face_landmarks(image: np.ndarray, face: Detection) -> tuple[np.ndarray, str]:

@@ -84,7 +84,7 @@ def targets(crops: np.ndarray, points: np.ndarray, device: str = "cpu") -> list[
     measured = traits.measure(crops, points)
     embedded = {name: embed(crops, name, device) for name in LINES}
     return [prior_choice.Target(t, traits.skin_tone(c, p), embedded["sface"][i], embedded["facenet"][i])
-            for i, (t, c, p) in enumerate(zip(measured, crops, points))]
+            for i, (t, c, p) in enumerate(zip(measured, crops, points, strict=True))]
 
 
 def unserved(goals: np.ndarray, found_by_dlib: Sequence[bool]) -> list[str | None]:
@@ -93,7 +93,7 @@ def unserved(goals: np.ndarray, found_by_dlib: Sequence[bool]) -> list[str | Non
     yaw = goals[:, traits.NAMES.index("yaw")]
     return [None if abs(y) <= YAW_LIMIT and ok else
             f"turned beyond the prior's poses (yaw {y:+.2f}, limit {YAW_LIMIT})" if ok else
-            "dlib lost its landmarks (a profile or covered face)" for y, ok in zip(yaw, found_by_dlib)]
+            "dlib lost its landmarks (a profile or covered face)" for y, ok in zip(yaw, found_by_dlib, strict=True)]
 
 
 def _face_points(image: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray | None:
@@ -166,7 +166,7 @@ def _screen(previews: np.ndarray, found: np.ndarray, crop: np.ndarray, hole: np.
         if not todo:
             break
         cosines = embed(np.stack([x for _, x in todo]), name, device) @ getattr(target, name)
-        for (c, _), over in zip(todo, cosines - LINES[name]):
+        for (c, _), over in zip(todo, cosines - LINES[name], strict=True):
             excess[c] = over if name == next(iter(LINES)) else max(excess[c], over)
         todo = [(c, x) for c, x in todo if excess[c] < 0]
     return excess, gap

@@ -115,7 +115,7 @@ def frames(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
     size = crop.shape[0]
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     dark = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, _disk(max(2, round(size / 40)))) > FRAME_CONTRAST
-    zone = np.zeros((size, size), np.uint8)
+    zone: np.ndarray = np.zeros((size, size), np.uint8)
     cv2.fillConvexPoly(zone, cv2.convexHull(points[[0, 1, 15, 16, *range(17, 31), *range(36, 48)]].astype(np.int32)), 1)
     zone = cv2.dilate(zone, _disk(max(1, round(size / 32))))
     width = max(2, round(size / 64))

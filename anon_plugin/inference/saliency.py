@@ -16,6 +16,7 @@ Two adaptations, both measured:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -26,6 +27,15 @@ from .align import CROP_SIZE, invert, template_matrix
 from .recognition import RECOGNIZERS, recognizer_input
 
 
+class CamModel(Protocol):
+    """A recognizer Grad-CAM can read: its last spatial layer and its embedding before normalization."""
+
+    @property
+    def cam_layer(self) -> torch.nn.Module: ...
+
+    def raw_embedding(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 class GradCAM:
     """Grad-CAM (HiResCAM form) at ``model.cam_layer``; a context manager that removes its hook on exit.
 
@@ -33,7 +43,7 @@ class GradCAM:
     ...     maps = cam(x, target)  # (N, h, w), non-negative
     """
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: CamModel):
         self.model = model
         self.activations: torch.Tensor | None = None
 
@@ -55,8 +65,10 @@ class GradCAM:
         """Maps (N, h, w) for input x (N, 3, H, W); ``target`` maps outputs (N, D) to scores (N,)."""
         with torch.enable_grad():
             score = target(self.model.raw_embedding(x)).sum()
-            (grads,) = torch.autograd.grad(score, self.activations)
-        return torch.relu((grads * self.activations).sum(1)).detach()
+            activations = self.activations
+            assert activations is not None, "the forward pass ran the hook at cam_layer"
+            (grads,) = torch.autograd.grad(score, activations)
+        return torch.relu((grads * activations).sum(1)).detach()
 
 
 def own_identity(embedding: torch.Tensor) -> torch.Tensor:

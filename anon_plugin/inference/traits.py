@@ -50,7 +50,7 @@ def geometry(points: np.ndarray) -> dict[str, float]:
     mouth = points[48:68].mean(0)
     down = mouth - eyes
     pitch = float((nose - eyes) @ down / (down @ down + 1e-6))
-    gap = np.mean([np.linalg.norm(points[a] - points[b]) for a, b in zip(*_INNER_LIPS)])
+    gap = np.mean([np.linalg.norm(points[a] - points[b]) for a, b in zip(*_INNER_LIPS, strict=True)])
     mouth_open = float(gap / (np.linalg.norm(points[54] - points[48]) + 1e-6))
     eyes_open = (_eye_opening(points, RIGHT_EYE) + _eye_opening(points, LEFT_EYE)) / 2
     return {"yaw": yaw, "pitch": pitch, "mouth_open": mouth_open, "eyes_open": eyes_open}
@@ -63,7 +63,7 @@ def measure(crops: np.ndarray, points: np.ndarray) -> np.ndarray:
     attributes = [n for n in NAMES if n in ATTRIBUTE_OF]
     columns = [ATTRIBUTES.index(ATTRIBUTE_OF[n][0]) for n in attributes]
     signs = np.array([ATTRIBUTE_OF[n][1] for n in attributes], np.float32)
-    scores = dict(zip(attributes, (logits(crops)[:, columns] * signs).T))
+    scores = dict(zip(attributes, (logits(crops)[:, columns] * signs).T, strict=True))
     shapes = [geometry(p) for p in points]
     rows = [[s[n] if n in s else scores[n][i] for n in NAMES] for i, s in enumerate(shapes)]
     return np.array(rows, np.float32).reshape(len(crops), len(NAMES))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..store.db import rows_changed
 from ..store.tables import Job, utcnow
 
 LEASE = dt.timedelta(seconds=120)
@@ -75,11 +76,9 @@ def claim(session: Session, worker: str, limit: int, now: dt.datetime | None = N
 def heartbeat(session: Session, worker: str, job_ids: list[int], lease: dt.timedelta = LEASE) -> int:
     """Renew the worker's leases; returns how many it still holds."""
     now = utcnow()
-    result = session.execute(
-        sa.update(Job).where(Job.id.in_(job_ids), Job.claimed_by == worker, Job.state == "running")
-        .values(claimed_until=now + lease, heartbeat_at=now)
-    )
-    return result.rowcount
+    return rows_changed(session, sa.update(Job)
+                        .where(Job.id.in_(job_ids), Job.claimed_by == worker, Job.state == "running")
+                        .values(claimed_until=now + lease, heartbeat_at=now))
 
 
 def _held(session: Session, job_id: int, worker: str) -> Job | None:
@@ -130,6 +129,7 @@ def reclaim_dead(session: Session, host: str, alive: Callable[[int], bool]) -> i
     ``host:pid:index``. Returns how many jobs were reclaimed."""
     reclaimed = 0
     for job in session.scalars(sa.select(Job).where(Job.state == "running", Job.claimed_by.startswith(f"{host}:"))):
+        assert job.claimed_by is not None, "the query matched its claimed_by"
         pid = job.claimed_by.split(":")[1]
         if pid.isdigit() and not alive(int(pid)):
             job.state, job.claimed_by, job.claimed_until = "queued", None, None
@@ -148,14 +148,11 @@ def retry(session: Session, job_id: int) -> bool:
 
 def cancel(session: Session, photo_id: int, reason: str) -> int:
     """Close the photo's waiting jobs (its album was unshared, it was deleted); the rows stay. Returns how many."""
-    result = session.execute(
-        sa.update(Job).where(Job.photo_id == photo_id, Job.state == "queued")
-        .values(state="done", finished_at=utcnow(), last_error=f"cancelled: {reason}")
-    )
-    return result.rowcount
+    return rows_changed(session, sa.update(Job).where(Job.photo_id == photo_id, Job.state == "queued")
+                        .values(state="done", finished_at=utcnow(), last_error=f"cancelled: {reason}"))
 
 
 def depth(session: Session) -> dict[str, int]:
     """How many jobs are in each state."""
-    counts = dict(session.execute(sa.select(Job.state, sa.func.count()).group_by(Job.state)).all())
+    counts = dict(session.execute(sa.select(Job.state, sa.func.count()).group_by(Job.state)).tuples().all())
     return {state: counts.get(state, 0) for state in ("queued", "running", "done", "failed")}

@@ -103,6 +103,13 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def rows_changed(session: Session, statement: sa.UpdateBase) -> int:
+    """Run an UPDATE or DELETE; how many rows it matched."""
+    result = session.execute(statement)
+    assert isinstance(result, sa.CursorResult), "an UPDATE or DELETE without RETURNING yields a CursorResult"
+    return result.rowcount
+
+
 @contextmanager
 def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
     """A session in one transaction: committed when the block ends, rolled back if it raises.

@@ -71,7 +71,11 @@ def _scripts() -> ScriptDirectory:
 
 
 def head() -> str:
-    return _scripts().get_current_head()
+    """The newest migration's revision."""
+    revision = _scripts().get_current_head()
+    if revision is None:
+        raise StoreError(f"no migrations in {script_location()}")
+    return revision
 
 
 def current(url: str) -> SchemaState:

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from .db import rows_changed
 from .tables import Album, AuditEntry, Face, Job, Output, Photo, PolicyVersion, User
 
 
@@ -84,8 +85,9 @@ def published_count(session: Session, album_id: int) -> int:
 
 
 def policy_version_id(session: Session, album_id: int, version: int) -> int:
-    return session.scalar(sa.select(PolicyVersion.id).where(
-        PolicyVersion.album_id == album_id, PolicyVersion.version == version))
+    """The id of the album's policy ``version``, which must exist."""
+    return session.execute(sa.select(PolicyVersion.id).where(
+        PolicyVersion.album_id == album_id, PolicyVersion.version == version)).scalar_one()
 
 
 def photo_paths_under(session: Session, album_id: int, folder: str) -> list[str]:
@@ -121,7 +123,7 @@ def add_user(session: Session, name: str, password_hash: str) -> User:
 
 def remove_user(session: Session, name: str) -> bool:
     """Delete the user (their audit lines keep the name); False when there was none."""
-    return session.execute(sa.delete(User).where(User.name == name)).rowcount > 0
+    return rows_changed(session, sa.delete(User).where(User.name == name)) > 0
 
 
 def present_album(session: Session, album_id: int) -> Album | None:
@@ -160,7 +162,7 @@ def album_jobs(session: Session, album_id: int) -> dict[str, int]:
     """How many of the album's jobs are in each state."""
     counts = dict(session.execute(
         sa.select(Job.state, sa.func.count()).join(Photo, Photo.id == Job.photo_id)
-        .where(Photo.album_id == album_id).group_by(Job.state)).all())
+        .where(Photo.album_id == album_id).group_by(Job.state)).tuples().all())
     return {state: counts.get(state, 0) for state in ("queued", "running", "done", "failed")}
 
 
@@ -205,7 +207,7 @@ def audit_entries(session: Session, limit: int = 100, before: int | None = None)
     return list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))
 
 
-def published_since(session: Session, since: _dt.datetime) -> int:
+def published_since(session: Session, since: dt.datetime) -> int:
     """How many public copies were written since ``since`` (those replaced or removed since included)."""
     return session.scalar(sa.select(sa.func.count()).select_from(Output).where(
         Output.created_at >= since, Output.public_sha256.is_not(None))) or 0

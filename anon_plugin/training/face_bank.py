@@ -84,7 +84,7 @@ def measure(samples: Path, out: Path) -> None:
         rows = found[start:start + BATCH]
         crops = drawn["crop"][rows]
         bank["traits"][rows] = traits.measure(crops, points[rows])
-        bank["tone"][rows] = [traits.skin_tone(c, p) for c, p in zip(crops, points[rows])]
+        bank["tone"][rows] = [traits.skin_tone(c, p) for c, p in zip(crops, points[rows], strict=True)]
         bank["sface"][rows] = embed(crops, "sface")
         bank["facenet"][rows] = embed(crops, "facenet")
     save_file(bank, str(out), metadata={"traits": ",".join(traits.NAMES), "psi": str(PSI), "seed": str(BANK_SEED)})

@@ -46,7 +46,7 @@ def fit(bank: dict[str, np.ndarray], names: tuple[str, ...]) -> tuple[dict[str, 
     rows, intercepts, weights, report = [], [], [], {}
     for j, name in enumerate(names):
         scores = {r: _held_out_r2(x, ys[:, j], r) for r in RIDGES}
-        ridge = max(scores, key=scores.get)
+        ridge = max(scores, key=scores.__getitem__)
         d, b = _fit(x, ys[:, j], ridge)
         rows.append(d)
         intercepts.append(b)
@@ -54,7 +54,8 @@ def fit(bank: dict[str, np.ndarray], names: tuple[str, ...]) -> tuple[dict[str, 
         report[name] = {"ridge": ridge, "held_out_r2": round(scores[ridge], 4)}
     tensors = {
         "matrix": np.array(rows, np.float32), "intercept": np.array(intercepts, np.float32),
-        "low": np.percentile(ys, 2, axis=0).astype(np.float32), "high": np.percentile(ys, 98, axis=0).astype(np.float32),
+        "low": np.percentile(ys, 2, axis=0).astype(np.float32),
+        "high": np.percentile(ys, 98, axis=0).astype(np.float32),
         "weight": np.array(weights, np.float32), "spread": ys.std(0).astype(np.float32),
     }
     return tensors, {"samples": int(found.sum()), "of": int(len(found)), "traits": report}

@@ -64,7 +64,7 @@ def main() -> None:
     for i in range(args.count):
         x, image = _sample(prior, i)
         xtx, xty = xtx + x.T @ x, xty + x.T @ _blocks(image / 127.5 - 1)
-    head = np.linalg.solve(xtx + RIDGE * np.eye(len(xtx)), xty)
+    head = np.linalg.solve(xtx + RIDGE * np.eye(x.shape[1]), xty)
     psnr, cosines = [], []
     for i in range(args.count, args.count + args.test):
         x, image = _sample(prior, i)
@@ -76,8 +76,9 @@ def main() -> None:
         if found is not None:
             pair = np.stack([align.warp(p, found[2].matrix, align.CROP_SIZE) for p in (image, preview)])
             cosines.append([float(np.prod(embed(pair, name), axis=0).sum()) for name in ("sface", "facenet")])
+    medians = np.round(np.median(cosines, 0), 3).tolist()
     report = {"samples": args.count, "test": args.test, "psnr": round(float(np.mean(psnr)), 2),
-              "median_cosine": dict(zip(("sface", "facenet"), np.round(np.median(cosines, 0), 3).tolist()))}
+              "median_cosine": dict(zip(("sface", "facenet"), medians, strict=True))}
     save_file({"head": head.astype(np.float32)}, str(args.out), metadata={"tap": TAP, "report": json.dumps(report)})
     print(json.dumps(report))
 

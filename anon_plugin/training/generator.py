@@ -23,6 +23,7 @@ import copy
 import json
 import math
 import time
+from itertools import pairwise
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..errors import InputError
 from ..inference.align import ARCFACE_112, CROP_SIZE, invert, template_matrix
 from ..inference.registry import load as load_model
 from ..inference.networks.generator import Generator, GeneratorConfig, config_dict
@@ -114,14 +116,20 @@ class Discriminator(nn.Module):
         return self.head(h), features
 
 
+def _decode_rgb(data: np.ndarray, path: Path) -> np.ndarray:
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"{path}: a face of the pack does not decode")
+    return bgr[:, :, ::-1]
+
+
 class Faces:
     """The pack, decoded onto the training device; draws batches and masks there."""
 
     def __init__(self, path: Path, device):
         pack = np.load(path)
         webp, offsets = pack["webp"], pack["offsets"]
-        images = np.stack([cv2.imdecode(webp[a:b], cv2.IMREAD_COLOR)[:, :, ::-1]
-                           for a, b in zip(offsets[:-1], offsets[1:])])
+        images = np.stack([_decode_rgb(webp[a:b], path) for a, b in pairwise(offsets)])
         self.size = images.shape[1]
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
         self.attention = torch.from_numpy(pack["attention"])[:, None].to(device)
@@ -181,7 +189,7 @@ def _plot(history: list[dict], path: Path) -> None:
         lo, hi = min(values), max(values)
         span, step_span = (hi - lo) or 1.0, (steps[-1] - steps[0]) or 1
         points = [(x0 + pad + (s - steps[0]) / step_span * (w - 2 * pad),
-                   y0 + h - pad - (v - lo) / span * (h - 2 * pad)) for s, v in zip(steps, values)]
+                   y0 + h - pad - (v - lo) / span * (h - 2 * pad)) for s, v in zip(steps, values, strict=True)]
         draw.rectangle([x0 + pad, y0 + pad, x0 + w - pad, y0 + h - pad], outline=(200, 200, 200))
         if len(points) > 1:
             draw.line(points, fill=(30, 90, 200), width=1)
@@ -240,7 +248,7 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
         for module in (gen, ema, disc, sface):
-            module.to(memory_format=torch.channels_last)
+            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub omits it
 
     def save(step: int, elapsed: float) -> None:
         state = {k: v.detach().half().contiguous().cpu() for k, v in ema.state_dict().items()}
@@ -274,8 +282,8 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
         with autocast:
             fake_logits, fake_features = disc(comp, hole)
             adv = -fake_logits.float().mean()
-            fm = sum(F.l1_loss(f.float(), r.detach().float()) for f, r in zip(fake_features, real_features))
-            fm = fm / len(fake_features)
+            fm = sum(F.l1_loss(f.float(), r.detach().float())
+                     for f, r in zip(fake_features, real_features, strict=True)) / len(fake_features)
             hole_l1 = ((y.float() - x).abs() * hole).sum() / (3 * hole.sum()).clamp_min(1.0)
             low = F.l1_loss(F.avg_pool2d(comp.float(), 8), F.avg_pool2d(x, 8))
             e_y = identity(comp)
@@ -290,7 +298,7 @@ def train(cfg: TrainConfig, pack: Path, out: Path, device: str = "cpu", sface_we
         loss_g.backward()
         opt_g.step()
         with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), gen.parameters()):
+            for p_ema, p in zip(ema.parameters(), gen.parameters(), strict=True):
                 p_ema.lerp_(p, 1 - cfg.ema)
         step += 1
         logged = {"loss_d": loss_d, "adv": adv, "fm": fm, "hole_l1": hole_l1, "low": low,

@@ -64,7 +64,7 @@ def pack(data: Path, split: str, out: Path, limit: int | None = None, per_identi
         crops = np.stack([p[0] for p in pending])
         att = attention_map(crops, "sface")
         embeddings.append(embed(crops, "sface").astype(np.float16))
-        for (crop, region, identity), a in zip(pending, att):
+        for (crop, region, identity), a in zip(pending, att, strict=True):
             small = cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
             ok, blob = cv2.imencode(".webp", small[:, :, ::-1], [cv2.IMWRITE_WEBP_QUALITY, 85])
             blobs.append(blob.ravel())

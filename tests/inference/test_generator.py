@@ -62,7 +62,8 @@ def test_fine_tuning_starts_from_given_weights(tiny_pack, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)  # no step taken: the EMA is the starting point
     path = tmp_path / "wrong.json"
     path.write_text(json.dumps(config | {"init": str(runs[0]), "generator": {"width": 16}}))
-    result = CliRunner().invoke(train_command, ["--config", str(path), "--data", str(tiny_pack), "--out", str(tmp_path / "c")])
+    result = CliRunner().invoke(train_command,
+                                ["--config", str(path), "--data", str(tiny_pack), "--out", str(tmp_path / "c")])
     assert result.exit_code != 0 and "config asks for" in result.output
 
 

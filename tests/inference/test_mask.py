@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ def test_presets_are_ordered_and_mask_stays_in_the_region(faces):
     assert STRENGTHS["small"] > STRENGTHS["medium"] > STRENGTHS["large"]
     for face in faces:
         masks = [hole_mask(face.attention, face.region, STRENGTHS[s]) for s in ("small", "medium", "large")]
-        for small, large in zip(masks, masks[1:]):
+        for small, large in pairwise(masks):
             assert not (small & ~large).any()
         assert not (masks[-1] & ~face.region).any()
 

@@ -79,5 +79,5 @@ def test_every_recognizer_gives_a_real_map_not_rounding_noise(eval_pairs, name):
         raw = cam(recognizer_input(crops, name), own_identity)
     assert raw.flatten(1).amax(1).min() > 1e-3
     maps = attention_map(crops, name)
-    for face, m in zip(faces, maps):  # the map's weight sits on the face, not around it
+    for face, m in zip(faces, maps, strict=True):  # the map's weight sits on the face, not around it
         assert m[face.region].mean() > 2 * m[~face.region].mean()

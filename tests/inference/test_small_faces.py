@@ -6,6 +6,8 @@ such nine faces was found, the other eight were written out unchanged.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import cv2
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ SPOTS = [(100, 90), (332, 133), (583, 491), (873, 250), (1166, 716), (1300, 820)
 def tiles(data_root, eval_pairs) -> list[np.ndarray]:
     """Nine eval photos (one per identity), scaled so that the face is WIDTHS px wide."""
     out = []
-    for (_, path, _), width in zip(eval_pairs[:9], WIDTHS):
+    for (_, path, _), width in zip(eval_pairs[:9], WIDTHS, strict=True):
         rgb = load_rgb(path)
         scale = width / detect.detect_faces(rgb)[0].width
         out.append(cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
@@ -37,7 +39,7 @@ def _group_photo(tiles: list[np.ndarray], factor: int) -> tuple[np.ndarray, list
     rng = np.random.default_rng(0)
     photo = np.clip(rng.normal(120, 12, (1000 * factor, 1500 * factor, 3)), 0, 255).astype(np.uint8)
     spots = [(factor * x, factor * y) for x, y in SPOTS]
-    for tile, (x, y) in zip(tiles, spots):
+    for tile, (x, y) in zip(tiles, spots, strict=True):
         photo[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
     return photo, spots
 
@@ -47,7 +49,7 @@ def test_every_small_face_is_found_and_anonymized(tiles, factor):
     photo, spots = _group_photo(tiles, factor)
     result = Anonymizer(method="blur", verify=False).anonymize(photo)
     assert len(result.faces) == len(tiles)
-    for tile, (x, y) in zip(tiles, spots):
+    for tile, (x, y) in zip(tiles, spots, strict=True):
         inside = [f for f in result.faces if x <= (f.box[0] + f.box[2]) / 2 <= x + tile.shape[1]
                   and y <= (f.box[1] + f.box[3]) / 2 <= y + tile.shape[0]]
         assert len(inside) == 1, (x, y)
@@ -63,7 +65,7 @@ def test_tiles_cover_the_photo_and_share_the_overlap():
         spans = detect._spans(length, tile, overlap)
         assert spans[0][0] == 0 and spans[-1][1] == length
         assert all(end - start <= tile for start, end in spans)
-        assert all(a_end - b_start >= overlap for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        assert all(a_end - b_start >= overlap for (_, a_end), (b_start, _) in pairwise(spans))
 
 
 def test_a_face_found_twice_is_kept_once_and_a_half_hidden_face_is_kept():

@@ -25,11 +25,12 @@ def test_pragmas_are_set_on_every_new_connection(engine):
     first, second = engine.raw_connection(), engine.raw_connection()  # two pooled connections at once
     try:
         for connection in (first, second):
-            pragma = lambda name: connection.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
-            assert pragma("journal_mode") == "wal"
-            assert pragma("foreign_keys") == 1
-            assert pragma("busy_timeout") == 5000
-            assert pragma("synchronous") == 1  # NORMAL
+            pragma = {name: connection.execute(f"PRAGMA {name}").fetchone()[0]
+                      for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")}
+            assert pragma["journal_mode"] == "wal"
+            assert pragma["foreign_keys"] == 1
+            assert pragma["busy_timeout"] == 5000
+            assert pragma["synchronous"] == 1  # NORMAL
             assert connection.isolation_level is None  # pysqlite leaves BEGIN to the engine
     finally:
         first.close()

@@ -75,6 +75,9 @@ class BasicBlock(nn.Module):
 class AttributeNet(nn.Module):
     """[N, 3, s, s] normalized RGB -> [N, 40] logits. Stride 2 stem, then stages at s/2 .. s/16."""
 
+    input_size: Tensor  # buffers: saved with the weights, so a checkpoint states its own shape
+    widths: Tensor
+
     def __init__(self, size: int = DEFAULT_SIZE, widths: tuple[int, ...] = WIDTHS, dropout: float = 0.0):
         super().__init__()
         self.register_buffer("input_size", torch.tensor(size))

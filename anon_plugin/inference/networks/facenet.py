@@ -58,6 +58,12 @@ def _seq(**layers: nn.Module) -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))  # named children, so state-dict keys follow TF names
 
 
+def _out_channels(branch: nn.Sequential) -> int:
+    last = branch[-1]
+    assert isinstance(last, Conv), "every branch ends in a Conv"
+    return last.out_channels
+
+
 class _Residual(nn.Module):
     """relu(x + scale * conv2d_1x1(concat(branch_0(x), branch_1(x), ...)))."""
 
@@ -66,7 +72,7 @@ class _Residual(nn.Module):
         self.scale, self.relu = scale, relu
         for name, branch in branches.items():
             self.add_module(name, branch)
-        width = sum(list(b)[-1].out_channels for b in branches.values())
+        width = sum(_out_channels(b) for b in branches.values())
         self.conv2d_1x1 = Conv(width, channels, 1, relu=False)  # the graph's "biases": never had BN
 
     def forward(self, x: Tensor) -> Tensor:
@@ -273,6 +279,7 @@ def build_state_dict(pb_path: Path) -> dict[str, torch.Tensor]:
     for name, value in consts.items():
         if name.endswith("/mul/x"):
             block = model.get_submodule(_torch_scope(name.rsplit("/", 2)[0]))
+            assert isinstance(block, _Residual), f"{name}: not in a residual block"
             assert np.isclose(value, block.scale), f"{name}: {value} vs {block.scale}"
     for n in nodes:
         if n.op == "FusedBatchNorm":

@@ -26,6 +26,7 @@ DTYPES: dict[int, Any] = {
     1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16,
     6: np.int8, 7: np.object_, 9: np.int64, 10: np.bool_, 19: np.float16,
 }
+_Bytes = bytes | memoryview  # the file is read as a memoryview and sliced without copies
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Node:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+def _varint(buf: _Bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         byte = buf[pos]
@@ -47,12 +48,13 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
+def _fields(buf: _Bytes) -> Iterator[tuple[int, int, Any]]:
     """Yield (field number, wire type, value): int for varint, bytes otherwise."""
     pos = 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | _Bytes
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:
@@ -82,7 +84,7 @@ def _ints(wire: int, value: Any) -> list[int]:
     return out
 
 
-def _shape(buf: bytes) -> list[int]:
+def _shape(buf: _Bytes) -> list[int]:
     dims = []
     for n, _, dim in _fields(buf):
         if n == 2:
@@ -90,8 +92,9 @@ def _shape(buf: bytes) -> list[int]:
     return dims
 
 
-def _tensor(buf: bytes) -> np.ndarray:
-    dtype, shape, content, values = np.float32, [], None, []
+def _tensor(buf: _Bytes) -> np.ndarray:
+    dtype, shape, content = np.float32, [], None
+    values: list[float | int | bytes] = []
     for n, wire, v in _fields(buf):
         if n == 1:
             dtype = DTYPES[v]
@@ -114,8 +117,8 @@ def _tensor(buf: bytes) -> np.ndarray:
     return np.array(values, dtype=dtype).reshape(shape)
 
 
-def _attr(buf: bytes) -> Any:
-    for n, wire, v in _fields(buf):
+def _attr(buf: _Bytes) -> Any:
+    for n, _, v in _fields(buf):
         if n == 1:  # ListValue: s=2 i=3 f=4 b=5 type=6 shape=7 tensor=8
             out: list[Any] = []
             for k, w, item in _fields(v):
@@ -145,7 +148,7 @@ def _attr(buf: bytes) -> Any:
     return None  # an empty AttrValue (e.g. an empty list)
 
 
-def _node(buf: bytes) -> Node:
+def _node(buf: _Bytes) -> Node:
     node = Node("", "", [])
     for n, _, v in _fields(buf):
         if n == 1:

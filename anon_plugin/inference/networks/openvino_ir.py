@@ -13,6 +13,7 @@ and every shape computation stay on the CPU as small int64 tensors.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,13 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",")] if text.strip() else []
 
 
+def _required(value: str | None, what: str, xml_path: Path) -> str:
+    """An attribute or text the IR must hold; a ModelError when it is missing."""
+    if value is None:
+        raise ModelError(f"{xml_path}: {what} is missing")
+    return value
+
+
 def parse(xml_path: Path) -> tuple[list[Layer], str, str]:
     """The layers in topological order, the input layer's id and the output (Result) layer's id."""
     try:
@@ -48,19 +56,31 @@ def parse(xml_path: Path) -> tuple[list[Layer], str, str]:
         raise ModelError(f"cannot read the OpenVINO graph {xml_path}: {exc}") from None
     if root.get("version") != "10":
         raise ModelError(f"{xml_path}: IR version {root.get('version')}, only 10 is read")
+
+    def attr(element: ET.Element, name: str) -> str:
+        return _required(element.get(name), f"<{element.tag}> {name}", xml_path)
+
+    def children(element: ET.Element, tag: str) -> list[ET.Element]:
+        found = element.find(tag)
+        return list(found) if found is not None else []
+
     edges: dict[tuple[str, str], tuple[str, str]] = {}
     for edge in root.iter("edge"):
-        edges[(edge.get("to-layer"), edge.get("to-port"))] = (edge.get("from-layer"), edge.get("from-port"))
+        edges[(attr(edge, "to-layer"), attr(edge, "to-port"))] = (attr(edge, "from-layer"), attr(edge, "from-port"))
+    nodes = root.find("layers")
+    if nodes is None:
+        raise ModelError(f"{xml_path}: no <layers>")
     layers: dict[str, Layer] = {}
-    for node in root.find("layers"):
+    for node in nodes:
         data = node.find("data")
-        ports_in = node.find("input")
-        ports_out = node.find("output")
-        inputs = tuple(edges[(node.get("id"), p.get("id"))] for p in (ports_in if ports_in is not None else ()))
-        outputs = tuple(p.get("id") for p in (ports_out if ports_out is not None else ()))
-        shapes = tuple(tuple(int(d.text) for d in p.findall("dim")) for p in (ports_out if ports_out is not None else ()))
-        layers[node.get("id")] = Layer(node.get("id"), node.get("type"), dict(data.attrib) if data is not None else {},
-                                       inputs, outputs, shapes)
+        ports_in, ports_out = children(node, "input"), children(node, "output")
+        node_id = attr(node, "id")
+        inputs = tuple(edges[(node_id, attr(p, "id"))] for p in ports_in)
+        outputs = tuple(attr(p, "id") for p in ports_out)
+        shapes = tuple(tuple(int(_required(d.text, "<dim> text", xml_path)) for d in p.findall("dim"))
+                       for p in ports_out)
+        layers[node_id] = Layer(node_id, attr(node, "type"), dict(data.attrib) if data is not None else {},
+                                inputs, outputs, shapes)
     unknown = {layer.type for layer in layers.values()} - set(_OPS) - {"Const", "Parameter", "Result"}
     if unknown:
         raise ModelError(f"{xml_path}: unsupported operations {', '.join(sorted(unknown))}")
@@ -211,7 +231,7 @@ def _concat(*xs: Tensor, data: dict) -> Tensor:
 
 
 # type -> function(inputs..., data=attributes) returning a tensor or a tuple of tensors.
-_OPS = {
+_OPS: dict[str, Callable[..., Tensor | tuple[Tensor, ...]]] = {
     "Add": lambda a, b, data: a + b,
     "Multiply": lambda a, b, data: a * b,
     "Power": lambda a, b, data: a ** b,
@@ -264,7 +284,7 @@ class IRGraph(nn.Module):
         is computed (``Window``); with ``until``, the first output of that layer instead, the layers
         after it not run."""
         values: dict[tuple[str, str], Tensor] = {}
-        for layer, done in zip(self.layers, self.drop_after):
+        for layer, done in zip(self.layers, self.drop_after, strict=True):
             if layer.type == "Parameter":
                 out: Tensor | tuple[Tensor, ...] = x
             elif layer.type == "Const":
@@ -279,7 +299,7 @@ class IRGraph(nn.Module):
             if layer.id == until:
                 return out[0] if isinstance(out, tuple) else out
             if isinstance(out, tuple):
-                values.update({(layer.id, port): t for port, t in zip(layer.outputs, out)})
+                values.update({(layer.id, port): t for port, t in zip(layer.outputs, out, strict=True)})
             else:
                 values[(layer.id, layer.outputs[0])] = out
             for source in done:

@@ -41,6 +41,8 @@ def latents(seed: int, count: int = 1) -> np.ndarray:
 class FacePrior(nn.Module):
     """z -> w -> a photo of nobody. ``truncate`` pulls w towards the mean (psi 1: none)."""
 
+    w_mean: Tensor  # a buffer: follows .to(device)
+
     def __init__(self, mapping: IRGraph, synthesis: IRGraph, w_mean: Tensor):
         super().__init__()
         self.mapping = mapping

@@ -98,7 +98,8 @@ def test_an_operation_the_reader_does_not_know_is_refused_when_the_graph_is_read
     xml = tmp_path / "g.xml"
     xml.write_text('<?xml version="1.0"?><net name="g" version="10"><layers>'
                    '<layer id="0" name="x" type="Parameter"><output><port id="0"/></output></layer>'
-                   '<layer id="1" name="y" type="Softmax"><input><port id="0"/></input><output><port id="1"/></output></layer>'
+                   '<layer id="1" name="y" type="Softmax"><input><port id="0"/></input>'
+                   '<output><port id="1"/></output></layer>'
                    '<layer id="2" name="r" type="Result"><input><port id="0"/></input></layer>'
                    '</layers><edges><edge from-layer="0" from-port="0" to-layer="1" to-port="0"/>'
                    '<edge from-layer="1" from-port="1" to-layer="2" to-port="0"/></edges></net>')
@@ -125,8 +126,10 @@ def test_a_tiny_graph_runs_as_the_operations_say(tmp_path):
         '<layer id="0" name="x" type="Parameter"><output><port id="0"/></output></layer>'
         + const(1, consts[0], 0) + op(2, "Add") + const(3, consts[1], 12) + op(4, "Multiply")
         + '<layer id="5" name="r" type="Result"><input><port id="0"/></input></layer></layers><edges>'
-        '<edge from-layer="0" from-port="0" to-layer="2" to-port="0"/><edge from-layer="1" from-port="0" to-layer="2" to-port="1"/>'
-        '<edge from-layer="2" from-port="2" to-layer="4" to-port="0"/><edge from-layer="3" from-port="0" to-layer="4" to-port="1"/>'
+        '<edge from-layer="0" from-port="0" to-layer="2" to-port="0"/>'
+        '<edge from-layer="1" from-port="0" to-layer="2" to-port="1"/>'
+        '<edge from-layer="2" from-port="2" to-layer="4" to-port="0"/>'
+        '<edge from-layer="3" from-port="0" to-layer="4" to-port="1"/>'
         '<edge from-layer="4" from-port="2" to-layer="5" to-port="0"/></edges></net>')
     graph = openvino_ir.IRGraph(tmp_path / "g.xml", openvino_ir.read_constants(tmp_path / "g.xml", tmp_path / "g.bin"))
     out = graph(torch.tensor([[10.0, 20.0, 30.0]]))
@@ -156,7 +159,8 @@ def test_the_preview_is_the_same_face_as_the_full_picture_at_a_tenth_of_the_cost
     assert previews.shape == (4, 256, 256, 3) and previews.dtype == np.uint8
     small = np.stack([cv2.resize(s, (256, 256), interpolation=cv2.INTER_AREA) for s in samples[:4]])
     psnr = 10 * np.log10(255**2 / ((previews.astype(float) - small) ** 2).mean((1, 2, 3)))
-    assert psnr.mean() > 23 and psnr.min() > 19  # 26.4 dB on average over 12 held-out samples when fitted; 20.8-28.7 here
+    # 26.4 dB on average over 12 held-out samples when fitted; 20.8-28.7 here
+    assert psnr.mean() > 23 and psnr.min() > 19
     crops = []
     for picture in (*small, *previews):
         _, _, alignment = landmarks.locate(picture)
