@@ -24,7 +24,7 @@ def photos(wild_photos):
     # Verified where the fill is the generator: the classical fills would climb to a covered box every time.
     configs = [AnonymizerConfig(method=METHODS[i], strength=STRENGTHS[i % 3], seed=10 * i,
                                 verify=METHODS[i] == "generate") for i in range(len(rgbs))]
-    singles = [Anonymizer(c).anonymize(r) for c, r in zip(configs, rgbs)]
+    singles = [Anonymizer(c).anonymize(r) for c, r in zip(configs, rgbs, strict=True)]
     assert sum(len(s.faces) for s in singles) == len(PHOTOS) + 3
     return rgbs, configs, singles
 
@@ -33,7 +33,7 @@ def _assert_same(singles, results):
     for alone, batched in zip(singles, results, strict=True):
         assert np.abs(alone.image.astype(int) - batched.image).max() <= 1
         assert len(alone.faces) == len(batched.faces)
-        for a, b in zip(alone.faces, batched.faces):
+        for a, b in zip(alone.faces, batched.faces, strict=True):
             assert a.covered == b.covered and a.seed == b.seed and a.method == b.method and a.steps == b.steps
             assert np.array_equal(a.hole_mask, b.hole_mask)
 
@@ -46,7 +46,7 @@ def test_batched_equals_one_photo_at_a_time(photos, max_batch):
 
 def test_on_cpu_the_result_is_bit_identical(photos):
     rgbs, configs, singles = photos
-    for alone, batched in zip(singles, batch.anonymize_batch(rgbs, configs, "cpu", 8)):
+    for alone, batched in zip(singles, batch.anonymize_batch(rgbs, configs, "cpu", 8), strict=True):
         assert np.array_equal(alone.image, batched.image)
 
 
@@ -56,8 +56,8 @@ def test_threads_sharing_the_models_take_turns(photos):
     with ThreadPoolExecutor(3) as pool:
         runs = [pool.submit(batch.anonymize_batch, rgbs[i::2], configs[i::2], "cpu", 4) for i in (0, 1, 0)]
         results = [r.result() for r in runs]
-    for i, run in zip((0, 1, 0), results):
-        for alone, threaded in zip(singles[i::2], run):
+    for i, run in zip((0, 1, 0), results, strict=True):
+        for alone, threaded in zip(singles[i::2], run, strict=True):
             assert np.array_equal(alone.image, threaded.image)
 
 
@@ -81,7 +81,7 @@ def test_a_failing_fill_covers_only_its_own_faces(photos, monkeypatch, caplog):
     monkeypatch.setattr(fill, "fill_many", fails_for_blur)
     with caplog.at_level(logging.WARNING, logger="anon_plugin.inference"):
         results = batch.anonymize_batch(rgbs, configs, "cpu", 8)
-    for cfg, result, alone in zip(configs, results, singles):
+    for cfg, result, alone in zip(configs, results, singles, strict=True):
         # covered because the fill failed; a face verification gave up on is covered too, but not failed
         assert all((f.covered and not verify.gave_up(f.error)) == (cfg.method == "blur") for f in result.faces)
         if cfg.method != "blur":
