@@ -140,12 +140,12 @@ class Service:
                 problems: list[WalkProblem] = []
                 found = list(scan_album(root, name, self.filter, problems=problems))
                 with session_scope(self.engine) as session:
-                    self._record_scan(session, session.get(Album, album_id), found, problems)
+                    self._record_scan(session, session.get_one(Album, album_id), found, problems)
         self.wake.set()
 
     def _record_scan(self, session: Session, album: Album, found: list[PhotoFile], problems: list[WalkProblem]) -> None:
-        for photo in found:
-            photos.seen(session, album, photo)
+        for file in found:
+            photos.seen(session, album, file)
         # What could not be read now (an unmounted share, a folder without permission) was not deleted.
         unknown = [PurePosixPath(p.path) for p in problems if p.unknown]
         if unknown:
@@ -192,6 +192,7 @@ class Service:
                     if photos.deleted(session, album, path, self.public_root):
                         log.info("%s/%s: original deleted, public copy removed", change.album, path)
             elif change.kind == "moved":
+                assert change.new_path is not None, "a moved change has its new path (Change checks)"
                 found = _found(change.root, change.album, change.new_path)
                 if found is not None:
                     photos.moved(session, album, change.path, found, self.public_root)

@@ -104,8 +104,8 @@ class _Place:
     def full(self) -> Path:
         return self.root / self.album / self.path if self.path else self.root / self.album
 
-    def change(self, kind: str, **more: object) -> Change:
-        return Change(kind, self.root, self.album, self.path, **more)
+    def change(self, kind: str, new_path: str | None = None, folder: bool = False) -> Change:
+        return Change(kind, self.root, self.album, self.path, new_path, folder)
 
 
 @dataclass(frozen=True)
@@ -320,24 +320,28 @@ class Watcher:
             log.exception("the change sink failed on %s; carrying on", change)
 
     def _apply(self, seen: _Seen) -> None:
+        if seen.kind == "moved":
+            self._file_moved(seen.src, seen.dst)
+            return
+        if seen.kind == "folder_moved":
+            self._folder_moved(seen)
+            return
         src = seen.src
+        assert src is not None, "only a move has an end outside the albums (_classify)"
         if seen.kind == "touch":
             self._tracker.touch(src.full)
         elif seen.kind == "deleted":
             self._tracker.forget(src.full)
             self._emit(src.change("deleted"))
-        elif seen.kind == "moved":
-            self._file_moved(src, seen.dst)
         elif seen.kind == "album_added":
             self._emit(src.change("album_added"))
         elif seen.kind == "folder_deleted":
             self._emit(src.change("album_removed") if not src.path else src.change("deleted", folder=True))
-        elif seen.kind == "folder_moved":
-            self._folder_moved(seen)
 
     def _file_moved(self, src: _Place | None, dst: _Place | None) -> None:
         """In from outside: a new file. Out: deleted. Within an album: moved, unless it never settled."""
         if src is None:
+            assert dst is not None, "a move with neither end in an album is dropped (_classify)"
             self._tracker.touch(dst.full)
             return
         was_pending = self._tracker.forget(src.full)

@@ -25,9 +25,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
+from PIL import Image as PILImage
 
 from . import align, blend, detect, fill, landmarks, mask, recognition, saliency, verify
 from ..errors import StageError
@@ -35,9 +37,17 @@ from ..imageio import load_rgb
 from .device import faces_per_pass
 from .records import Analysis, AnonymizerConfig, FaceRecord, Result
 
-Image = str | Path | np.ndarray | object
+Image = str | Path | np.ndarray | PILImage.Image
 log = logging.getLogger("anon_plugin.inference")
 Slot = tuple[int, int]  # (photo, face) index
+T = TypeVar("T")
+
+
+def _known(value: T | None, field: str) -> T:
+    """A face's field that an earlier stage set: only a face that stage left uncovered gets here."""
+    if value is None:
+        raise ValueError(f"the face has no {field}: its earlier stage did not run")
+    return value
 
 
 @contextmanager
@@ -80,7 +90,7 @@ def _run_on_faces(
     except StageError as exc:
         updates = [dict(covered=True, error=str(exc))] * len(records)
     share = seconds[stage] / len(records)
-    for (p, f), record, update in zip(chunk, records, updates):
+    for (p, f), record, update in zip(chunk, records, updates, strict=True):
         spent = {**record.seconds, stage: record.seconds.get(stage, 0.0) + share}
         faces[p][f] = replace(record, **update, seconds=spent)
 
@@ -122,12 +132,12 @@ def analyze_batch(
     todo = [(p, f) for p, photo in enumerate(faces) for f, r in enumerate(photo) if not r.covered]
     for recognizer, chunk in _chunks(todo, lambda s: configs[s[0]].recognizer, faces_per_pass(device, max_batch)):
         def attention(records: list[FaceRecord], recognizer: str = recognizer) -> list[dict]:
-            maps = saliency.attention_map(np.stack([r.crop for r in records]), recognizer, device)
+            maps = saliency.attention_map(np.stack([_known(r.crop, "crop") for r in records]), recognizer, device)
             return [dict(attention=m) for m in maps]
 
         _run_on_faces(faces, chunk, "saliency", attention)
     analyses = []
-    for rgb, photo, taken in zip(rgbs, faces, seconds):
+    for rgb, photo, taken in zip(rgbs, faces, seconds, strict=True):
         total = taken["detect"] + sum(sum(r.seconds.values()) for r in photo)
         analyses.append(Analysis(rgb, tuple(photo), {**taken, "total": total}))
     return analyses
@@ -138,10 +148,11 @@ def _masked(record: FaceRecord, threshold: float) -> FaceRecord:
     seconds = dict(record.seconds)
     try:
         with _stage("mask", seconds):
-            found["hole_mask"] = mask.hole_mask(record.attention, record.region, threshold)
+            region = _known(record.region, "region")
+            found["hole_mask"] = mask.hole_mask(_known(record.attention, "attention"), region, threshold)
             if not found["hole_mask"].any():
                 raise StageError("mask", "the mask is empty at this threshold")
-            found["mask_area"] = mask.area_fraction(found["hole_mask"], record.region)
+            found["mask_area"] = mask.area_fraction(found["hole_mask"], region)
     except StageError as exc:
         return replace(record, **found, seconds=seconds, covered=True, error=str(exc))
     return replace(record, **found, seconds=seconds)
@@ -157,11 +168,16 @@ class Patch:
     interpolation: int = cv2.INTER_LINEAR
 
 
+def _native_size(record: FaceRecord) -> int:
+    """The side of the face's crop at its own resolution (``fill.native_size``)."""
+    return fill.native_size(align.Alignment(_known(record.alignment, "alignment")).scale)
+
+
 def _native(image: np.ndarray, record: FaceRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The face's crop, hole, matrix, 68 points and region at its own resolution (``fill.native_size``)."""
-    size = fill.native_size(align.Alignment(record.alignment).scale)
+    size = _native_size(record)
     zoom = size / align.CROP_SIZE
-    matrix = record.alignment * zoom
+    matrix = _known(record.alignment, "alignment") * zoom
     crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
     def resized(mask: np.ndarray) -> np.ndarray:
@@ -169,7 +185,9 @@ def _native(image: np.ndarray, record: FaceRecord) -> tuple[np.ndarray, np.ndarr
             return mask
         return cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
 
-    return crop, resized(record.hole_mask), matrix, align.transform(matrix, record.landmarks), resized(record.region)
+    points = align.transform(matrix, _known(record.landmarks, "landmarks"))
+    hole, region = _known(record.hole_mask, "hole mask"), _known(record.region, "region")
+    return crop, resized(hole), matrix, points, resized(region)
 
 
 def _fill(faces: list[list[FaceRecord]], images: Sequence[np.ndarray], todo: list[Slot],
@@ -178,7 +196,7 @@ def _fill(faces: list[list[FaceRecord]], images: Sequence[np.ndarray], todo: lis
     """Fill the faces at ``todo`` (each with its method, from the generator's ``first`` identity) into ``filled``;
     a method of ``fill.NATIVE`` gets each face at its own resolution, one face per pass when sizes differ."""
     def key(s: Slot) -> str:
-        size = fill.native_size(align.Alignment(faces[s[0]][s[1]].alignment).scale) if method(s) in fill.NATIVE else 0
+        size = _native_size(faces[s[0]][s[1]]) if method(s) in fill.NATIVE else 0
         return f"{method(s)}:{first(s)}:{size}"
 
     for _, chunk in _chunks(todo, key, per_pass):
@@ -186,11 +204,14 @@ def _fill(faces: list[list[FaceRecord]], images: Sequence[np.ndarray], todo: lis
             name = method(chunk[0])
             if name in fill.NATIVE:
                 crops, holes, matrices, points, regions = (np.stack(x) for x in zip(*(
-                    _native(images[p], r) for (p, _), r in zip(chunk, records))))
+                    _native(images[p], r) for (p, _), r in zip(chunk, records, strict=True)), strict=True))
             else:
-                crops, holes = np.stack([r.crop for r in records]), np.stack([r.hole_mask for r in records])
-                matrices, points, regions = np.stack([r.alignment for r in records]), None, None
-            out, quality = fill.fill_many(name, crops, holes, [r.seed for r in records], device, first(chunk[0]),
+                crops = np.stack([_known(r.crop, "crop") for r in records])
+                holes = np.stack([_known(r.hole_mask, "hole mask") for r in records])
+                matrices = np.stack([_known(r.alignment, "alignment") for r in records])
+                points, regions = None, None
+            seeds = [_known(r.seed, "seed") for r in records]
+            out, quality = fill.fill_many(name, crops, holes, seeds, device, first(chunk[0]),
                                           points, candidates(chunk[0]), [r.landmark_source == "dlib" for r in records],
                                           regions)
             if out.shape != crops.shape or out.dtype != np.uint8:
@@ -198,7 +219,8 @@ def _fill(faces: list[list[FaceRecord]], images: Sequence[np.ndarray], todo: lis
             resample = cv2.INTER_CUBIC if name in fill.NATIVE else cv2.INTER_LINEAR
             updates = []
             for slot, o, h, m, r, record, q in zip(chunk, out, holes, matrices,
-                                                   regions if regions is not None else holes, records, quality):
+                                                   regions if regions is not None else holes, records, quality,
+                                                   strict=True):
                 grown = q.get("hole") == "region"  # the fill took the whole region (prior_fill.stylegan_many)
                 filled[slot] = Patch(o, r if grown else h, m, resample)
                 update = dict(quality=q or None, method=q.get("fallback", name))
@@ -216,7 +238,7 @@ def _compose(original: np.ndarray, photo: list[FaceRecord], filled: list[Patch |
     A face whose paste fails is covered instead (its record in ``photo`` is replaced).
     """
     out = original.copy()  # one copy per composition; every face is then pasted into it
-    for index, (record, patch) in enumerate(zip(photo, filled)):
+    for index, (record, patch) in enumerate(zip(photo, filled, strict=True)):
         if not record.covered and patch is not None:
             try:
                 with _stage("blend", record.seconds):
@@ -234,10 +256,10 @@ def _verify(faces: list[list[FaceRecord]], images: list[np.ndarray], todo: list[
     """Each face's similarity to its original, read in its photo at the original's alignment."""
     for _, chunk in _chunks(todo, lambda s: "verify", per_pass):
         def check(records: list[FaceRecord], chunk: list[Slot] = chunk) -> list[dict]:
-            anonymized = np.stack([align.warp(images[p], r.alignment, align.CROP_SIZE)
-                                   for (p, _), r in zip(chunk, records)])
-            return [dict(similarity=s) for s in verify.similarities(np.stack([r.crop for r in records]),
-                                                                     anonymized, device)]
+            anonymized = np.stack([align.warp(images[p], _known(r.alignment, "alignment"), align.CROP_SIZE)
+                                   for (p, _), r in zip(chunk, records, strict=True)])
+            originals = np.stack([_known(r.crop, "crop") for r in records])
+            return [dict(similarity=s) for s in verify.similarities(originals, anonymized, device)]
 
         _run_on_faces(faces, chunk, "verify", check)
 
@@ -247,8 +269,9 @@ def _climb(record: FaceRecord, ladder: list[verify.Step]) -> tuple[FaceRecord, v
     while ladder and ladder[0].threshold == 0 and ladder[0].method is None and record.mask_area == 1.0:
         ladder.pop(0)  # the fill took the whole region already (prior_fill.stylegan_many)
     if not ladder:
-        close = ", ".join(f"{n} {record.similarity[f'{n}_cosine']:.3f} >= {verify.LINES[n]}"
-                          for n in verify.too_close(record.similarity))
+        similarity = _known(record.similarity, "similarity")
+        close = ", ".join(f"{n} {similarity[f'{n}_cosine']:.3f} >= {verify.LINES[n]}"
+                          for n in verify.too_close(similarity))
         return replace(record, covered=True, error=f"{verify.GAVE_UP} after {record.steps[-1]} ({close})"), None
     step = ladder.pop(0)
     record = replace(record, steps=(*record.steps, step.name), method=step.method or record.method)
@@ -280,7 +303,7 @@ def render_batch(
         return configs[s[0]].candidates
 
     def method(s: Slot) -> str:  # the policy's, or the one a fallback put on the face
-        return faces[s[0]][s[1]].method
+        return _known(faces[s[0]][s[1]].method, "method")
 
     _fill(faces, originals, todo, method, lambda s: 0, filled, device, per_pass, candidates)
 
@@ -289,26 +312,28 @@ def render_batch(
 
     images = [compose(p) for p in range(len(analyses))]
     todo = [(p, f) for p, f in todo if configs[p].verify and not faces[p][f].covered]
-    ladders = {(p, f): list(verify.ladder(faces[p][f].method, faces[p][f].threshold)) for p, f in todo}
+    ladders = {(p, f): list(verify.ladder(method((p, f)), _known(faces[p][f].threshold, "threshold")))
+               for p, f in todo}
     while todo:
         _verify(faces, images, todo, device, per_pass)
         steps: dict[Slot, verify.Step] = {}
         changed = set()
         for p, f in todo:
             record = faces[p][f]
-            if not record.covered and verify.too_close(record.similarity):
+            if not record.covered and verify.too_close(_known(record.similarity, "similarity")):
                 faces[p][f], step = _climb(record, ladders[(p, f)])
                 if step is not None and not faces[p][f].covered:
                     steps[(p, f)] = step
             if faces[p][f].covered or (p, f) in steps:
                 changed.add(p)
         todo = list(steps)
-        _fill(faces, originals, todo, method, lambda s: steps[s].first, filled, device, per_pass, candidates)
+        firsts = {slot: step.first for slot, step in steps.items()}  # the generator's first identity per face
+        _fill(faces, originals, todo, method, firsts.__getitem__, filled, device, per_pass, candidates)
         for p in sorted(changed):
             images[p] = compose(p)
         todo = [(p, f) for p, f in todo if not faces[p][f].covered]
     return [_finish(analysis, photo, image, cfg)
-            for analysis, photo, image, cfg in zip(analyses, faces, images, configs)]
+            for analysis, photo, image, cfg in zip(analyses, faces, images, configs, strict=True)]
 
 
 def _finish(analysis: Analysis, faces: list[FaceRecord], image: np.ndarray, cfg: AnonymizerConfig) -> Result:
@@ -328,9 +353,10 @@ def _measure(original: np.ndarray, anonymized: np.ndarray, record: FaceRecord) -
     if record.alignment is None:
         return record
     start = time.perf_counter()
-    crops = [align.warp(img, record.alignment, align.CROP_SIZE)[None] for img in (original, anonymized)]
-    similarity = verify.similarities(*crops)[0]
-    a, b = (recognition.embed_dlib(img, record.landmarks) for img in (original, anonymized))
+    before, after = (align.warp(img, record.alignment, align.CROP_SIZE)[None] for img in (original, anonymized))
+    similarity = verify.similarities(before, after)[0]
+    points = _known(record.landmarks, "landmarks")
+    a, b = (recognition.embed_dlib(img, points) for img in (original, anonymized))
     similarity["dlib_distance"] = float(np.linalg.norm(a - b))
     seconds = {**record.seconds, "measure": time.perf_counter() - start}
     return replace(record, similarity=similarity, seconds=seconds)

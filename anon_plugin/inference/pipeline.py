@@ -6,10 +6,6 @@ of one, so the one-photo path and the batched path are the same code.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-
 from . import batch, mask
 from .records import Analysis, AnonymizerConfig, FaceRecord, Result
 
@@ -28,11 +24,11 @@ class Anonymizer:
         self.device = device  # "cpu" or "cuda:N" (see device.resolve)
         self.threshold = mask.threshold_for(self.config.strength, self.config.threshold)
 
-    def anonymize(self, image: str | Path | np.ndarray | object) -> Result:
+    def anonymize(self, image: batch.Image) -> Result:
         """``image``: a path, a PIL image or an RGB uint8 (H, W, 3) array."""
         return self.render(self.analyze(image))
 
-    def analyze(self, image: str | Path | np.ndarray | object) -> Analysis:
+    def analyze(self, image: batch.Image) -> Analysis:
         """Detect every face, then landmarks, alignment, attention map and region per face.
 
         These stages depend on neither method, strength nor seed: one analysis

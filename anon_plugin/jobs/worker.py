@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session
 
 from .. import __version__, publish
 from ..errors import InputError, OutputError, UnreadableError
-from ..imageio import DEFAULT_MAX_PIXELS, Picture, encode, read_picture
+from ..imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, Picture, encode, read_picture
 from ..inference import batch, registry
 from ..inference.records import Result
+from ..metadata import MODES
 from ..policies import Policy, engine_config
 from ..store import queries
 from ..store.db import session_scope
@@ -180,7 +181,7 @@ class Worker:
             return
         seconds = (time.perf_counter() - start) / len(work)
         published: dict[str, Task] = {}
-        for (task, picture), result in zip(work, results):
+        for (task, picture), result in zip(work, results, strict=True):
             if self._publish(task, picture, result, seconds):
                 published[task.album] = task
         for task in published.values():
@@ -192,8 +193,8 @@ class Worker:
         tasks = []
         with session_scope(self.engine) as session:
             for job in claimed:
-                photo = session.get(Photo, job.photo_id)
-                album = session.get(Album, photo.album_id)
+                photo = session.get_one(Photo, job.photo_id)
+                album = session.get_one(Album, photo.album_id)
                 if not album.shared or photo.state == "removed":
                     queue.finish(session, job.job_id, self.name)
                     continue
@@ -214,7 +215,7 @@ class Worker:
     def _unchanged(self, task: Task, in_force: InForce, sha256: str) -> None:
         """The file was touched, not changed: the photo is again what its output in force says."""
         with session_scope(self.engine) as session:
-            photo = session.get(Photo, task.job.photo_id)
+            photo = session.get_one(Photo, task.job.photo_id)
             if queue.finish(session, task.job.job_id, self.name) and photo.state == "pending":  # not deleted meanwhile
                 photo.sha256, photo.state, photo.reason = sha256, in_force.status, in_force.reason
         log.info("%s/%s: already %s: same content under the same policy", task.album, task.relative, in_force.status)
@@ -239,8 +240,10 @@ class Worker:
         if hold:
             notes.append(f"held back: {len(covered)} face(s) could not be anonymized ({covered[0].error})")
         else:
+            metadata, output_format = policy.metadata, policy.output_format
+            assert metadata in MODES and output_format in OUTPUT_FORMATS, "the policy's rules admit no other value"
             try:
-                encoded = encode(picture, result.image, policy.metadata, output_format=policy.output_format,
+                encoded = encode(picture, result.image, metadata, output_format=output_format,
                                  jpeg_quality=policy.jpeg_quality)
                 public_sha = publish.publish(target, encoded.data)
             except OutputError as exc:
@@ -273,7 +276,7 @@ class Worker:
             other = queries.live_output_at(session, str(target))
             if other is None or other.photo_id == task.job.photo_id:
                 return None
-            return session.get(Photo, other.photo_id).relative_path
+            return session.get_one(Photo, other.photo_id).relative_path
 
     def _record(self, task: Task, rendered: Rendered) -> str | None:
         """The output, its faces, the superseded copies, the photo's state and the job's end, in one transaction.
@@ -288,8 +291,8 @@ class Worker:
                 raise _LeaseLost()  # rolls this transaction back
             # Locked, the album first as an unshare does (on PostgreSQL; SQLite writes one at a time):
             # an unshare or a deletion that comes now waits for this record, and then takes it back.
-            album = session.get(Album, task.album_id, with_for_update=True)
-            photo = session.get(Photo, task.job.photo_id, with_for_update=True)
+            album = session.get_one(Album, task.album_id, with_for_update=True)
+            photo = session.get_one(Photo, task.job.photo_id, with_for_update=True)
             gone = "original deleted" if photo.state == "removed" else None if album.shared else "album unshared"
             if gone:
                 if rendered.public_sha256 is not None and queries.live_output_at(session, str(target)) is None:
@@ -318,9 +321,10 @@ class Worker:
                     old.status, old.superseded_by = "superseded", output.id
                     if old.public_path != str(target) or hold:
                         publish.remove(Path(old.public_path), self.public_root)
+            latest = queries.latest_policy_version(session, album.id)
+            assert latest is not None, "the task's policy version is one of the album's"
             stale = ("the original changed" if (photo.size, photo.mtime) != task.seen_as else
-                     "the album's policy changed" if queries.latest_policy_version(session, album.id).id
-                     != task.policy_version_id else None)
+                     "the album's policy changed" if latest.id != task.policy_version_id else None)
             photo.sha256, photo.size = picture.sha256, picture.size
             photo.state, photo.reason = ("held", rendered.notes[-1]) if hold else ("published", None)
             if stale:  # its share or republish found this job running and queued nothing: queued now
@@ -353,7 +357,7 @@ class Worker:
 def _fail_job(session: Session, job: queue.Claimed, worker: str, reason: str, permanent: bool = False) -> str:
     """Fail the job (see ``queue.fail``); a job failed for good fails its photo too, unless it was deleted."""
     state = queue.fail(session, job.job_id, worker, reason, permanent=permanent)
-    photo = session.get(Photo, job.photo_id)
+    photo = session.get_one(Photo, job.photo_id)
     if state == "failed" and photo.state != "removed":
         photo.state, photo.reason = "failed", reason
     return state
