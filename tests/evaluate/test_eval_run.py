@@ -127,7 +127,7 @@ def test_worker_processes_give_the_same_results(tiny_celeba, tmp_path):
                                  strengths=("medium",), workers=workers, progress=False, examples=0))
 
     one, two = run(1, tmp_path / "one"), run(2, tmp_path / "two")
-    for a, b in zip(one["rows"], two["rows"]):
+    for a, b in zip(one["rows"], two["rows"], strict=True):
         a, b = dict(a), dict(b)
         assert a.pop("seconds_per_face") is None or b["seconds_per_face"] > 0
         b.pop("seconds_per_face")
