@@ -322,8 +322,9 @@ def _clean(given: Mapping[Key, _Given]) -> dict[str | None, dict[str, Any]]:
 
 def _with_defaults(values: dict[str | None, dict[str, Any]]) -> Settings:
     """Fill what was not given: the fields' own defaults, then those derived from other settings."""
-    classes: dict[str | None, type] = {None: Settings, **_sections()}
-    for section, cls in classes.items():
+    sections = _sections()
+    classes: list[tuple[str | None, type]] = [(None, Settings), *sections.items()]
+    for section, cls in classes:
         for f in _settings_fields(cls):
             if f.name in values[section]:
                 continue
@@ -333,7 +334,7 @@ def _with_defaults(values: dict[str | None, dict[str, Any]]) -> Settings:
                 values[section][f.name] = f.default_factory()
     top = values[None]
     top.setdefault("database_url", default_url(top["data_dir"]))
-    return Settings(**top, **{s: classes[s](**values[s]) for s in SECTIONS})
+    return Settings(**top, **{s: sections[s](**values[s]) for s in SECTIONS})
 
 
 def _inside(path: Path, other: Path) -> bool:

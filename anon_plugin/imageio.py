@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
 
 from .errors import InputError, OutputError, UnreadableError
 from .metadata import Found, Mode, Stripped, found_in, strip, webp_is_lossless
@@ -94,9 +94,9 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 def _save_options(im: Image.Image, data: bytes) -> dict:
     if im.format in ("JPEG", "MPO"):
         options: dict = {"quality": 95}
-        if getattr(im, "quantization", None):
+        if qtables := getattr(im, "quantization", None):
             # Re-encode with the input's own tables: same quality, no surprise growth.
-            options = {"qtables": im.quantization}
+            options = {"qtables": qtables}
         sampling = JpegImagePlugin.get_sampling(im)
         if sampling != -1:
             options["subsampling"] = sampling
@@ -114,7 +114,7 @@ def _save_options(im: Image.Image, data: bytes) -> dict:
 def _bit_depth(im: Image.Image, data: bytes) -> int:
     if im.format == "PNG" and data[12:16] == b"IHDR":
         return data[24]
-    if im.format == "TIFF":
+    if im.format == "TIFF" and isinstance(im, TiffImagePlugin.TiffImageFile):
         bits = im.tag_v2.get(258, 8)
         return max(bits) if isinstance(bits, tuple) else int(bits)
     if im.format == "HEIF":
@@ -190,7 +190,8 @@ def read_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pict
     _register_heif()
     im, data = _open(Path(path), max_pixels)
     # An MPO's extra frames (previews, often of the same face) are not written back.
-    fmt, options = {"MPO": "JPEG"}.get(im.format, im.format or "PNG"), _save_options(im, data)
+    fmt = im.format or "PNG"
+    fmt, options = {"MPO": "JPEG"}.get(fmt, fmt), _save_options(im, data)
     found = found_in(im, data)
     bits = _bit_depth(im, data)
     notes = (f"{bits}-bit {fmt} written as 8-bit",) if bits > 8 else ()

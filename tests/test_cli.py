@@ -33,8 +33,8 @@ from anon_plugin.inference.detect import detect_faces
 PHOTO = "000486.jpg"  # 403x500, one frontal face
 SMALL = "003817.jpg"  # 195x260, one face
 TALL = "000825.jpg"  # 630x876; below row 500 there is no face
-SUMMARY = re.compile(r"^anon-plugin: (\d+) images, (\d+) faces \((\d+) covered\), (\d+) failed, (\d+) skipped, [\d.]+ s$",
-                     re.M)
+SUMMARY = re.compile(r"^anon-plugin: (\d+) images, (\d+) faces \((\d+) covered\), (\d+) failed, (\d+) skipped, "
+                     r"[\d.]+ s$", re.M)
 GPS = {ExifTags.GPS.GPSLatitudeRef: "N", ExifTags.GPS.GPSLatitude: (48.0, 51.0, 24.0),
        ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: (2.0, 21.0, 7.0)}
 XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
@@ -266,8 +266,9 @@ def test_modes_are_converted_and_processed(tmp_path, upright):
     assert out["palette.png"].mode == "P" and out["cmyk.jpg"].mode == "CMYK"  # given back their own kind
     assert (tmp_path / "out" / "lossless.webp").read_bytes()[12:16] == b"VP8L"
     assert np.array_equal(np.asarray(out["rgba.png"])[..., 3], np.asarray(alpha))
-    reference = {"gray.png": gray, "gray16.png": gray, "rgba.png": upright, "palette.png": Image.open(src / "palette.png"),
-                 "cmyk.jpg": Image.open(src / "cmyk.jpg"), "lossless.webp": upright}
+    reference = {"gray.png": gray, "gray16.png": gray, "rgba.png": upright,
+                 "palette.png": Image.open(src / "palette.png"), "cmyk.jpg": Image.open(src / "cmyk.jpg"),
+                 "lossless.webp": upright}
     for name, before in reference.items():
         assert_changed_only_in_face(np.asarray(before.convert("RGB"), np.int16), rgb(tmp_path / "out" / name),
                                     lossy=name.endswith(".jpg"))
@@ -283,7 +284,8 @@ def header_only_png(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
 
 
 def assert_one_line_errors(result: Result, names: list[str]) -> None:

@@ -539,7 +539,7 @@ def test_compose_file_shape(name):
 def _go_match(path: str, pattern: str) -> bool:
     """Go's filepath.Match, which Docker uses: `*` stays within one folder."""
     names, globs = path.split("/"), pattern.split("/")
-    return len(names) == len(globs) and all(fnmatchcase(n, g) for n, g in zip(names, globs))
+    return len(names) == len(globs) and all(fnmatchcase(n, g) for n, g in zip(names, globs, strict=True))
 
 
 def _dockerignored(path: str, patterns: list[str]) -> bool:

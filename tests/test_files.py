@@ -60,7 +60,8 @@ def test_plan_names_jpeg_outputs_jpg(tmp_path):
         touch(src / rel)
     planned = plan([src], tmp_path / "out", output_format="jpeg")
     assert sorted(j.target.name for j in planned.jobs) == ["a.jpg", "b.jpeg", "c.jpg", "d.jpg"]
-    assert [o.error for o in planned.refused] == [f"{src / 'd.jpg'} already writes {(tmp_path / 'out' / 'd.jpg').resolve()}"]
+    taken = (tmp_path / "out" / "d.jpg").resolve()
+    assert [o.error for o in planned.refused] == [f"{src / 'd.jpg'} already writes {taken}"]
 
 
 @contextlib.contextmanager
@@ -116,7 +117,8 @@ def test_plan_refuses_missing_colliding_existing_and_in_place(tmp_path):
     assert [j.source for j in planned.jobs] == [a]
     errors = {o.job.source: o.error for o in planned.refused}
     assert set(errors) == {b, kept, tmp_path / "missing.jpg"}
-    assert "already writes" in errors[b] and "exists" in errors[kept] and "no such file" in errors[tmp_path / "missing.jpg"]
+    assert "already writes" in errors[b] and "exists" in errors[kept]
+    assert "no such file" in errors[tmp_path / "missing.jpg"]
 
     planned = plan([kept], out, overwrite=True)
     assert [j.source for j in planned.jobs] == [kept] and planned.refused == ()

@@ -37,7 +37,8 @@ def header_only_png(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize(("orientation", "stored"), [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)],
@@ -176,7 +177,8 @@ def test_palette_png_stays_palette_where_the_fill_allows(tmp_path, upright, tran
     assert np.array_equal(np.asarray(out.convert("RGB"))[outside], picture.rgb[outside])
     assert np.abs(np.asarray(out.convert("RGB"), int) - blurred).max(axis=2)[~outside].mean() < 8
     if transparent:
-        assert np.array_equal(np.asarray(out.convert("RGBA"))[..., 3], np.asarray(Image.open(path).convert("RGBA"))[..., 3])
+        alpha = np.asarray(Image.open(path).convert("RGBA"))[..., 3]
+        assert np.array_equal(np.asarray(out.convert("RGBA"))[..., 3], alpha)
 
     green, outside = changed_face(picture.rgb, fill=(0, 255, 0))
     encoded = encode(picture, green)

@@ -51,7 +51,8 @@ def _run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_installed_copy_finds_and_verifies_the_weights_and_migrations(installed, tmp_path):
     code = ("import anon_plugin; from anon_plugin.inference import registry; from anon_plugin.store import migrate; "
             "print(anon_plugin.__file__); print(registry.weights_dir());"
-            "print(*[registry.verified_path(n) for n in registry.LOADERS], sep='\\n'); print(migrate.script_location())")
+            "print(*[registry.verified_path(n) for n in registry.LOADERS], sep='\\n');"
+            "print(migrate.script_location())")
     done = _run(installed, "python", "-c", code, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.split()

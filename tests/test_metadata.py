@@ -116,7 +116,8 @@ def identifying(tags: dict) -> set[str]:
 
 def canon_makernote() -> bytes:
     """A Canon maker note IFD holding a body serial number (tag 0x000c), big-endian like piexif's EXIF."""
-    return struct.pack(">HHHII", 2, 0x000C, 4, 1, 123456789) + struct.pack(">HHII", 0x0010, 4, 1, 0x80000001) + b"\0" * 4
+    return (struct.pack(">HHHII", 2, 0x000C, 4, 1, 123456789) + struct.pack(">HHII", 0x0010, 4, 1, 0x80000001)
+            + b"\0" * 4)
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +283,8 @@ def _corrupt(exif: bytes, how: str) -> bytes:
 def test_malformed_exif_is_stripped_whole(tmp_path, face, how):
     exif = piexif.dump({"0th": {piexif.ImageIFD.Make: b"Canon", piexif.ImageIFD.Artist: b"Jane Doe"},
                         "Exif": {piexif.ExifIFD.BodySerialNumber: b"BODY123"},
-                        "GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N", piexif.GPSIFD.GPSLatitude: ((48, 1), (51, 1), (0, 1))}})
+                        "GPS": {piexif.GPSIFD.GPSLatitudeRef: b"N",
+                                piexif.GPSIFD.GPSLatitude: ((48, 1), (51, 1), (0, 1))}})
     path = tmp_path / "broken.jpg"
     face.save(path, quality=90, exif=_corrupt(exif, how))
     picture = read_picture(path)
@@ -319,7 +321,8 @@ def test_strip_identifying_is_an_allowlist():
     result = metadata.strip(metadata.Found(exif=tags.tobytes()[6:]), "strip-identifying")
     assert {"PrintImageMatching", "EXIF:0xFDE8"} <= set(result.removed)
     kept = piexif.load(result.exif)
-    assert kept["0th"] == {piexif.ImageIFD.Make: b"Canon", piexif.ImageIFD.ExifTag: kept["0th"][piexif.ImageIFD.ExifTag]}
+    assert kept["0th"] == {piexif.ImageIFD.Make: b"Canon",
+                           piexif.ImageIFD.ExifTag: kept["0th"][piexif.ImageIFD.ExifTag]}
     assert kept["Exif"] == {piexif.ExifIFD.ExposureTime: (1, 250)}
 
 

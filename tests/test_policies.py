@@ -15,7 +15,8 @@ def test_defaults_are_the_safest_natural_policy():
     assert DEFAULT == Policy()
     assert DEFAULT.to_mapping() == {
         "enabled": True, "method": "generate", "strength": "medium", "threshold": None, "recognizer": "sface",
-        "verify": True, "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same", "jpeg_quality": 90,
+        "verify": True, "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same",
+        "jpeg_quality": 90,
         "after_publish": None, "after_publish_timeout": 60.0,
     }
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response, redirect, render_template, request, session, url_for
+from flask import Flask, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_fresh, logout_user
+from werkzeug.wrappers import Response
 
 from ..errors import AnonPluginError
 from .security import Throttle, secret_key

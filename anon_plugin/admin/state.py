@@ -6,7 +6,7 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from flask import abort, current_app
 from flask_login import current_user
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..daemon.service import Service
 
 EXTENSION = "anon_plugin"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def user_name() -> str:
     return current_user.name
 
 
-def found(row):
+def found(row: T | None) -> T:
     """``row``, or a 404 when the id named nothing."""
     if row is None:
         abort(404)

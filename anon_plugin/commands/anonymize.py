@@ -6,15 +6,21 @@ Heavy modules (torch, OpenCV, dlib) are imported inside the commands, so
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import AnonPluginError
 from ..policies import DEFAULT, METADATA, METHODS, OUTPUT_FORMATS, RECOGNIZERS, STRENGTHS
 from . import Failure, Refusal, describe, log_warnings, say, unexpected
+
+if TYPE_CHECKING:
+    from .files import Outcome, PlannedFile
 
 METADATA_MODES = (*METADATA, "keep")  # the CLI alone may keep metadata (metadata.MODES)
 
@@ -102,10 +108,11 @@ def anonymize_command(ctx, inputs, outdir, method, strength, threshold, recogniz
     with click.progressbar(planned.jobs, label="anonymizing", file=sys.stderr, show_pos=True,
                            item_show_func=lambda j: j.source.name if j else None,
                            hidden=len(planned.jobs) < 2) as bar:
+        work = functools.partial(process, anonymizer=anonymizer, max_pixels=max_pixels, metadata=metadata,
+                                 output_format=output_format, jpeg_quality=jpeg_quality, explain=explain,
+                                 overwrite=overwrite)
         for job in bar:
-            outcome = _guarded(ctx, lambda: process(job, anonymizer, max_pixels=max_pixels, metadata=metadata,
-                                                    output_format=output_format, jpeg_quality=jpeg_quality,
-                                                    explain=explain, overwrite=overwrite), job)
+            outcome = _guarded(ctx, work, job)
             if outcome.error:
                 say(f"{job.source}: {outcome.error}")
             elif not outcome.ok:
@@ -150,12 +157,12 @@ def _warn_still_matched(source: Path, faces) -> None:
                   "a larger --strength hides more")
 
 
-def _guarded(ctx, work, job):
+def _guarded(ctx: click.Context, work: Callable[[PlannedFile], Outcome], job: PlannedFile) -> Outcome:
     """Run one file's work; an unexpected error fails that file, not the run."""
     from .files import Outcome
 
     try:
-        return work()
+        return work(job)
     except Exception as exc:
         if ctx.obj["debug"]:
             raise

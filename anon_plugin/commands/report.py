@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from .files import Outcome, SkippedInput
@@ -14,7 +15,7 @@ from ..inference.pipeline import FaceRecord
 from ..inference.recognition import still_matched_by
 
 
-def _face(face: FaceRecord) -> dict:
+def _face(face: FaceRecord) -> dict[str, Any]:
     return {
         "box": [round(float(v), 1) for v in face.box],
         "detection_score": round(face.detection_score, 4),
@@ -32,10 +33,11 @@ def _face(face: FaceRecord) -> dict:
     }
 
 
-def _image(outcome: Outcome) -> dict:
-    entry = {"input": str(outcome.job.source), "output": str(outcome.job.target),
-             "status": "ok" if outcome.ok else ("failed" if outcome.error else "faces covered"),
-             "error": outcome.error, "seconds": round(outcome.seconds, 4)}
+def _image(outcome: Outcome) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "input": str(outcome.job.source), "output": str(outcome.job.target),
+        "status": "ok" if outcome.ok else ("failed" if outcome.error else "faces covered"),
+        "error": outcome.error, "seconds": round(outcome.seconds, 4)}
     if outcome.result is not None:
         h, w = outcome.result.image.shape[:2]
         entry |= {"width": w, "height": h, "faces": [_face(f) for f in outcome.result.faces],

@@ -10,6 +10,7 @@ missing).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ GALLERY, PROBE, TRAIN = "gallery", "probe", "train"
 MASK_STRENGTH = Strength.parse("medium")  # mask consistency is measured on medium masks
 # Item fields the main process needs; the photo patch and the variants' masks stay on disk.
 _HEAVY = ("patch_png", "patch_origin", "hole_mask", "landmarks")
+Key = tuple[str, str | None]  # an item's (method, strength label); (store.ORIGINAL, None) for the original
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,8 @@ class EvalPhotoResult:
     """What an ``EvalPhoto`` gave: its items, and the variants the pipeline ran for (not read from the cache)."""
 
     image: str
-    items: dict[tuple[str, str | None], dict[str, Any]]  # (method, strength) -> item; ("original", None)
+    items: dict[Key, dict[str, Any]]  # (method, strength) -> item; ("original", None)
     rendered: list[tuple[str, str]] = field(default_factory=list)  # variants the pipeline ran for
-
-
-# Per process: has the shared-stage path given Anonymizer's output for this variant? (None: not checked yet)
 
 
 def init_worker() -> None:
@@ -71,6 +70,7 @@ def _reference(analysis: Analysis) -> tuple[features.Reference | None, str | Non
     face = analysis.faces[0]
     if face.alignment is None:
         return None, f"the original face cannot be located ({face.error})"
+    assert face.landmarks is not None, "a face is aligned on its landmarks"
     return features.Reference(face.box, face.landmarks, face.alignment), None
 
 
@@ -171,30 +171,32 @@ def run(job: EvalPhoto) -> EvalPhotoResult:
         return result
 
     root = job.cache_root
-    paths = {(store.ORIGINAL, None): store.item_path(root, job.image, store.ORIGINAL, None)}
-    paths |= {v: store.item_path(root, job.image, *v) for v in job.variants}
-    items = {key: store.load(path) for key, path in paths.items()}
-    original = items[(store.ORIGINAL, None)]
+    assert root is not None, "only train jobs are uncached"
+    keys: list[Key] = [(store.ORIGINAL, None), *job.variants]
+    paths = {key: store.item_path(root, job.image, *key) for key in keys}
+    cached = {key: store.load(path) for key, path in paths.items()}
+    original = cached[(store.ORIGINAL, None)]
     if original is not None and (original.get("role") != job.role and job.role == PROBE):
         original = None  # computed as a gallery photo: lacks the probe's detection and attributes
-    missing = [v for v in job.variants if items[v] is None]
-    dirty = set()
+    missing = [v for v in job.variants if cached[v] is None]
+    items = {key: item for key, item in cached.items() if item is not None}
+    dirty: set[Key] = set()
 
-    analysis = analyze(rgb, config) if original is None or missing else None
+    analysis = functools.cache(functools.partial(analyze, rgb, config))  # run once, and only for a missing item
     if original is None:
-        original = _original_item(rgb, analysis, job)
+        original = _original_item(rgb, analysis(), job)
         dirty.add((store.ORIGINAL, None))
     reference = _reference_of(original)
 
     outputs = []
     for method, label in missing:
-        variant, seconds = _variant(analysis, method, Strength.parse(label), job)
+        variant, seconds = _variant(analysis(), method, Strength.parse(label), job)
         result.rendered.append((method, label))
         items[(method, label)] = _variant_item(rgb, variant, seconds, reference, original.get("reason"))
         outputs.append(variant.image)
         dirty.add((method, label))
-    for key, found in zip(missing, _measure(rgb, outputs, reference, job.role, job.attribute_key)):
-        items[key].update(found)
+    for variant_key, found in zip(missing, _measure(rgb, outputs, reference, job.role, job.attribute_key), strict=True):
+        items[variant_key].update(found)
     items[(store.ORIGINAL, None)] = original
 
     if job.role == PROBE and job.attribute_key and reference is not None:
@@ -203,7 +205,7 @@ def run(job: EvalPhoto) -> EvalPhotoResult:
                 dirty.add(key)
     for key in dirty:
         store.save(paths[key], items[key])
-    result.items = {key: {k: v for k, v in item.items() if k not in _HEAVY} for key, item in items.items()}
+    result.items = {key: {k: v for k, v in items[key].items() if k not in _HEAVY} for key in paths}
     return result
 
 

@@ -159,8 +159,8 @@ def _same(method: str, item: dict[str, Any], original: dict[str, Any], threshold
 
 def _row(method: str, strength: str | None, probes: list[Probe], items: dict, gallery: dict[str, Any],
          threshold: dict[str, float], attribute_key: str | None, attribute_columns: bool) -> dict[str, Any]:
-    recognized = {r: [] for r in RECOGNIZERS}
-    leaked = {r: [] for r in RECOGNIZERS}
+    recognized: dict[str, list[bool]] = {r: [] for r in RECOGNIZERS}
+    leaked: dict[str, list[bool]] = {r: [] for r in RECOGNIZERS}
     real, fake, correct, detected, ssim, psnr, changed, seconds, failures = [], [], [], [], [], [], [], [], []
     steps: list[set[str]] = []
     for p in probes:

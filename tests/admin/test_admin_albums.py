@@ -23,7 +23,8 @@ def _album_id(store, name: str) -> int:
 
 def _audit(store) -> list[tuple[str | None, str, str]]:
     with store() as session:
-        return [(e.user_name, e.action, e.target) for e in session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id))]
+        entries = session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id))
+        return [(e.user_name, e.action, e.target) for e in entries]
 
 
 def _row(html: str, album: str) -> str:
@@ -102,7 +103,8 @@ def test_the_policy_form_has_every_policy_field_but_the_command(app):
 
 def _form(html: str) -> dict[str, str]:
     """The policy form's values as the page shows them (what a browser would send back)."""
-    values = {name: unescape(value) for name, value in re.findall(r'<input [^>]*?name="(\w+)"[^>]*?value="([^"]*)"', html)}
+    inputs = re.findall(r'<input [^>]*?name="(\w+)"[^>]*?value="([^"]*)"', html)
+    values = {name: unescape(value) for name, value in inputs}
     for name, body in re.findall(r'<select [^>]*?name="(\w+)"[^>]*>(.*?)</select>', html, re.S):
         chosen = re.search(r'<option selected value="([^"]*)"', body) or re.search(r'<option value="([^"]*)"', body)
         if chosen:

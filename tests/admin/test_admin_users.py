@@ -57,5 +57,6 @@ def test_every_sign_in_is_audited_with_its_outcome(auth, store):
     auth.sign_in(password="not the password", address="10.1.1.1")
     auth.sign_in(address="10.1.1.2")
     with store() as session:
-        rows = [(e.user_name, e.action, e.target) for e in session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id))]
+        entries = session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id))
+        rows = [(e.user_name, e.action, e.target) for e in entries]
     assert rows == [("admin", "sign-in failed", "address 10.1.1.1"), ("admin", "sign-in", "address 10.1.1.2")]

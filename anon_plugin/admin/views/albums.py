@@ -4,8 +4,11 @@ the policy editor with its live preview, republishing."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+import flask
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from ... import albums, policies, provenance
 from ...library.ignore import PathFilter
@@ -107,7 +110,7 @@ def _saved_policy(s, album_id: int) -> tuple[int | None, Policy]:
 
 
 def _preview_url(album_id: int, photo_id: int, policy: Policy) -> str:
-    options = {k: ("none" if v is None else v) for k, v in policy.engine_options().items()}
+    options: dict[str, Any] = {k: ("none" if v is None else v) for k, v in policy.engine_options().items()}
     return url_for("albums.preview", album_id=album_id, photo=photo_id, **options)
 
 
@@ -128,7 +131,7 @@ def policy(album_id: int) -> Response | tuple[str, int]:
         edited, errors = read_policy(form, saved)
         if form.preview.data and photo not in dict(choices):
             errors["photo"] = "choose a photo of this album"
-        if errors:
+        if edited is None or errors:
             status = 400
         elif form.save.data and version is not None and edited == saved:
             flash(f"Nothing changed: the policy stays at version {version}.", "info")
@@ -141,7 +144,7 @@ def policy(album_id: int) -> Response | tuple[str, int]:
                   (f" {queued} photo(s) that waited while publishing was off are queued." if queued else "") +
                   (" Its public copies still show the old one until you republish." if shared else ""), "ok")
             return redirect(url_for("albums.policy", album_id=album_id, saved=new_version))
-        else:
+        elif photo is not None:  # a preview of a photo checked above to be one of the album's
             preview = _preview_url(album_id, photo, edited)
     return render_template("albums/policy.html", album_id=album_id, name=name, shared=shared, version=version,
                            saved=saved, form=form, fields=EDITABLE, boxes=BOXES, errors=errors, preview=preview,
@@ -166,5 +169,5 @@ def preview(album_id: int) -> Response:
         data = pictures.preview_png(path, options, panel().device)
     except (InputError, FileNotFoundError) as exc:
         abort(422, f"cannot preview this photo: {exc}")
-    return Response(data, mimetype="image/png")
+    return flask.Response(data, mimetype="image/png")
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, redirect, render_template, request, session, url_for
+import flask
+from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from werkzeug.wrappers import Response
 
 from ...store import queries
 from .. import accounts
@@ -69,7 +71,7 @@ def sign_in() -> Response | tuple[str, int]:
             queries.audit(s, name, "sign-in refused", f"address {address}", {"reason": "too many failed sign-ins"})
         page, status = _page(form, f"Too many failed sign-ins for this user or from this address: "
                                    f"try again in {_wait_text(wait)}.", 429)
-        return Response(page, status, headers={"Retry-After": str(wait)})
+        return flask.Response(page, status, headers={"Retry-After": str(wait)})
     with writing() as s:
         account = accounts.authenticate(s, name, password)
         queries.audit(s, name, "sign-in" if account else "sign-in failed", f"address {address}")

@@ -7,7 +7,9 @@ import datetime as dt
 import sys
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, render_template
+import flask
+from flask import Blueprint, render_template
+from werkzeug.wrappers import Response
 
 from ...jobs import queue
 from ...store import queries
@@ -44,7 +46,7 @@ def _daemon() -> Daemon:
 @bp.route("/health")
 @bp.route("/healthz")
 def liveness() -> Response:
-    return Response("ok\n", mimetype="text/plain")
+    return flask.Response("ok\n", mimetype="text/plain")
 
 
 @bp.route("/status")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
+from werkzeug.wrappers import Response
 
 from ...jobs import queue
 from ...store import queries

@@ -11,7 +11,9 @@ import datetime as dt
 import re
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, render_template, request
+import flask
+from flask import Blueprint, abort, render_template, request
+from werkzeug.wrappers import Response
 
 from ... import provenance
 from ...errors import InputError
@@ -56,7 +58,8 @@ def search() -> tuple[str, int]:
 
 def _record(s, photo: Photo | None) -> dict:
     """The photo's provenance record (404 when there is no such photo)."""
-    return {"photo_id": found(photo).id, **provenance.record(s, photo)}
+    photo = found(photo)
+    return {"photo_id": photo.id, **provenance.record(s, photo)}
 
 
 @bp.route("/provenance/export.<any(csv, json):fmt>")
@@ -86,7 +89,7 @@ def export_record(photo_id: int, fmt: str) -> Response:
 
 def _download(records: list[dict], fmt: str, stem: str) -> Response:
     body, kind = (export.to_csv(records), "text/csv") if fmt == "csv" else (export.to_json(records), "application/json")
-    return Response(body, mimetype=kind, headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})
+    return flask.Response(body, mimetype=kind, headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})
 
 
 def _original(s, photo_id: int) -> Path:
@@ -102,7 +105,7 @@ def _original(s, photo_id: int) -> Path:
 
 def _jpeg(render, *args) -> Response:
     try:
-        return Response(render(*args), mimetype="image/jpeg")
+        return flask.Response(render(*args), mimetype="image/jpeg")
     except (InputError, FileNotFoundError):
         abort(404, "the file is no longer there or cannot be read")
 
