@@ -71,7 +71,7 @@ class Task:
     policy_version_id: int
     policy: Policy
     in_force: InForce | None
-    seen_as: tuple[int, float]  # the original's size and mtime when the job was claimed
+    seen_as: tuple[int | None, float | None]  # the original's size and mtime when the job was claimed
 
 
 @dataclass(frozen=True)
