@@ -1,6 +1,7 @@
 """Albums and sharing: what the CLI's ``albums`` commands and the admin panel call.
 
-An album is a first-level folder of a library root. Only shared albums get
+An album is a first-level folder of a library root, or an Immich album
+(``connectors/immich/source.py`` keeps those in step). Only shared albums get
 public copies; sharing queues the photos already there, unsharing removes
 their public copies (provenance keeps the record), republishing queues every
 photo again under the album's current policy.
@@ -50,6 +51,7 @@ class AlbumSummary:
     held: int
     pending: int
     missing: bool = False  # the folder is gone but the album is still shared (its copies stay)
+    source: str = "folder"  # or "immich": root is then the album's address in Immich
     not_published: tuple[NotPublished, ...] = ()  # of a shared album's folder, filled by ``with_not_published``
 
 
@@ -57,7 +59,7 @@ def sync(session: Session, found: Iterable[tuple[Path, str]], share_new: bool) -
     """Make the store's albums match the folders ``found`` ((root, name) pairs): new ones are
     added (shared when ``share_new``), vanished ones marked removed. Returns the names added."""
     present = {(str(root), name) for root, name in found}
-    known = {(a.root, a.name): a for a in session.scalars(sa.select(Album))}
+    known = {(a.root, a.name): a for a in session.scalars(sa.select(Album).where(Album.source == "folder"))}
     added = []
     for root, name in sorted(present - set(known)):
         clash = _shared_namesake(session, name)
@@ -105,7 +107,7 @@ def summaries(session: Session, album_id: int | None = None) -> list[AlbumSummar
             album.name, album.root, album.shared, versions.get(album.id),
             photos=sum(v for k, v in c.items() if k != "removed"), published=c.get("published", 0),
             failed=c.get("failed", 0), held=c.get("held", 0), pending=c.get("pending", 0),
-            missing=album.removed_at is not None,
+            missing=album.removed_at is not None, source=album.source,
         ))
     return out
 
@@ -122,22 +124,25 @@ def not_published(root: Path, name: str, path_filter: PathFilter) -> tuple[NotPu
 
 
 def with_not_published(rows: list[AlbumSummary], path_filter: PathFilter) -> list[AlbumSummary]:
-    """``rows`` with ``not_published`` filled for every shared album whose folder is there (see ``not_published``)."""
+    """``rows`` with ``not_published`` filled for every shared folder album whose folder is there (see
+    ``not_published``)."""
     return [replace(r, not_published=not_published(Path(r.root), r.name, path_filter))
-            if r.shared and not r.missing else r for r in rows]
+            if r.shared and not r.missing and r.source == "folder" else r for r in rows]
 
 
 def _shared_namesake(session: Session, name: str, other_than: int | None = None) -> Album | None:
-    """A shared album of this name in another library root: its public copies go to the same folder."""
-    return session.scalar(sa.select(Album).where(Album.name == name, Album.shared, Album.id != (other_than or -1)))
+    """A shared folder album of this name in another library root: its public copies go to the same folder."""
+    return session.scalar(sa.select(Album).where(Album.name == name, Album.shared, Album.source == "folder",
+                                                 Album.id != (other_than or -1)))
 
 
 def share(session: Session, album: Album, found: Iterable[PhotoFile], by: str | None) -> int:
-    """Share the album and queue its photos (``found``: what a scan of its folder saw); returns how many.
+    """Share the album and queue its photos (``found``: what a scan of its folder saw; nothing for an Immich
+    album, whose assets the next poll reads); returns how many.
 
-    An album whose name a shared album of another library root has is refused: both would publish
+    A folder album whose name a shared album of another library root has is refused: both would publish
     to ``public_root/<name>``, each overwriting and removing the other's copies."""
-    clash = _shared_namesake(session, album.name, album.id)
+    clash = _shared_namesake(session, album.name, album.id) if album.source == "folder" else None
     if clash is not None:
         raise AlbumError(f"album {album.name!r}: {clash.root}/{clash.name} is shared and publishes to the same "
                          "public folder; unshare it first, or rename one of the two folders")

@@ -135,7 +135,8 @@ class Service:
                 for name in albums.sync(session, folders, self.settings.share_new_albums):
                     log.info("new album %s", name)
                 present = [(a.id, Path(a.root), a.name)
-                           for a in session.scalars(sa.select(Album).where(Album.removed_at.is_(None)))]
+                           for a in session.scalars(sa.select(Album).where(Album.removed_at.is_(None),
+                                                                           Album.source == "folder"))]
             for album_id, root, name in present:
                 problems: list[WalkProblem] = []
                 found = list(scan_album(root, name, self.filter, problems=problems))

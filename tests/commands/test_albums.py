@@ -69,7 +69,7 @@ def test_list_shows_every_album_before_and_after_sharing(site):
         f"{'trips':24} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}",
     ]
     unshared = {"shared": False, "policy_version": None, "photos": 0, "published": 0, "failed": 0, "held": 0,
-                "pending": 0, "missing": False, "not_published": []}
+                "pending": 0, "missing": False, "source": "folder", "not_published": []}
     assert site.listed() == {f"{root}/family": {"name": "family", **unshared},
                              f"{root}/trips": {"name": "trips", **unshared}}
 
@@ -87,7 +87,7 @@ def test_list_shows_every_album_before_and_after_sharing(site):
     ]
     assert site.listed() == {
         f"{root}/family": {"name": "family", "shared": True, "policy_version": 1, "photos": 3, "published": 0,
-                           "failed": 0, "held": 0, "pending": 3, "missing": False,
+                           "failed": 0, "held": 0, "pending": 3, "missing": False, "source": "folder",
                            "not_published": []},
         f"{root}/trips": {"name": "trips", **unshared},
     }
@@ -104,7 +104,7 @@ def test_sharing_again_queues_nothing_new(site):
     site.drain()
     assert site.listed()[f"{site.roots[0]}/family"] == {
         "name": "family", "shared": True, "policy_version": 1, "photos": 3, "published": 2, "failed": 1,
-        "held": 0, "pending": 0, "missing": False, "not_published": []}
+        "held": 0, "pending": 0, "missing": False, "source": "folder", "not_published": []}
     done = site.jobs()
     # Published (or failed for good) and unchanged: sharing once more queues nothing at all.
     once_more = site.cli("albums", "share", "family")

@@ -61,6 +61,7 @@ class Album:
     asset_count: int
     last_modified: str | None  # lastModifiedAssetTimestamp: changes when an asset is added or edited
     has_shared_link: bool
+    updated_at: str = ""  # updatedAt: changes when the album changes, assets removed included
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,8 @@ def _message(answer: httpx.Response) -> str:
 
 
 def _album(a: Mapping[str, Any]) -> Album:
-    return Album(a["id"], a["albumName"], a["assetCount"], a.get("lastModifiedAssetTimestamp"), a["hasSharedLink"])
+    return Album(a["id"], a["albumName"], a["assetCount"], a.get("lastModifiedAssetTimestamp"), a["hasSharedLink"],
+                 a["updatedAt"])
 
 
 def _link(a: Mapping[str, Any]) -> SharedLink:

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -85,6 +85,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _after(previous: str | None) -> str:
+    """Now, or a millisecond after ``previous`` when the clock has not moved past it: a change is always seen."""
+    now = datetime.now(UTC)
+    if previous is not None:
+        now = max(now, datetime.fromisoformat(previous.replace("Z", "+00:00")) + timedelta(milliseconds=1))
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass
 class User:
     id: str
@@ -128,7 +136,8 @@ class Album:
     description: str = ""
     assets: list[str] = field(default_factory=list)
     created: str = field(default_factory=_now)
-    modified: str | None = None
+    modified: str | None = None  # lastModifiedAssetTimestamp: an asset added or edited
+    updated: str | None = None  # updatedAt: the album changed, assets removed included
 
 
 @dataclass
@@ -189,6 +198,19 @@ class FakeImmich:
         album.modified = _now() if assets else None
         self.albums[album.id] = album
         return album
+
+    def remove_from_album(self, album: Album, asset: Asset) -> None:
+        """Take an asset out of an album, as its owner would in Immich's app."""
+        album.assets.remove(asset.id)
+        album.updated = _after(album.updated or album.created)
+
+    def edit_asset(self, asset: Asset, data: bytes) -> None:
+        """Give an asset new bytes (a new checksum), dating the albums that hold it as Immich would."""
+        asset.data = data
+        for album in self.albums.values():
+            if asset.id in album.assets:
+                album.modified = _after(album.modified)
+                album.updated = _after(album.updated or album.created)
 
     @contextmanager
     def serve(self) -> Iterator[str]:
@@ -311,7 +333,7 @@ class FakeImmich:
         dto = {"id": album.id, "albumName": album.name, "description": album.description,
                "albumThumbnailAssetId": album.assets[0] if album.assets else None,
                "albumUsers": [{"role": "owner", "user": album.owner.dto()}], "assetCount": len(album.assets),
-               "createdAt": album.created, "updatedAt": album.modified or album.created,
+               "createdAt": album.created, "updatedAt": album.updated or album.modified or album.created,
                "hasSharedLink": any(link.album_id == album.id for link in self.links.values()),
                "isActivityEnabled": True, "shared": False, "order": "desc"}
         if album.modified:
@@ -338,7 +360,8 @@ class FakeImmich:
                 results.append({"id": asset_id, "success": False, "error": "duplicate"})
             else:
                 album.assets.append(asset_id)
-                album.modified = _now()
+                album.modified = _after(album.modified)
+                album.updated = _after(album.updated or album.created)
                 results.append({"id": asset_id, "success": True})
         return 200, results
 
@@ -379,10 +402,10 @@ class FakeImmich:
             if asset is None or asset.owner is not g.user:
                 raise Refused(400, "Not found or no asset.delete access")
         for asset_id in request.get_json()["ids"]:
-            del self.assets[asset_id]
             for album in self.albums.values():
                 if asset_id in album.assets:
-                    album.assets.remove(asset_id)
+                    self.remove_from_album(album, self.assets[asset_id])
+            del self.assets[asset_id]
         return 204, None
 
     def _link_dto(self, link: Link) -> dict[str, Any]:
