@@ -147,6 +147,7 @@ def share(session: Session, album: Album, found: Iterable[PhotoFile], by: str | 
         raise AlbumError(f"album {album.name!r}: {clash.root}/{clash.name} is shared and publishes to the same "
                          "public folder; unshare it first, or rename one of the two folders")
     album.shared = True
+    album.external_version = None  # an Immich album's assets are read in full at the next poll
     policies.current(session, album.id)  # the policy its copies will name, version 1 if it had none
     queries.audit(session, by, "share", album.name)
     return sum(photos.seen(session, album, f) for f in found)

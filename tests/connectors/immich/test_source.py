@@ -109,6 +109,20 @@ def test_a_second_poll_with_nothing_changed_reads_no_assets_and_queues_nothing(i
     assert jobs(engine) == before[1]
 
 
+def test_sharing_again_after_unsharing_reads_the_album_again(immich: Served, engine: Engine, holidays,
+                                                              tmp_path: Path):
+    album, first, second = holidays
+    polled(immich, engine)
+    with session_scope(engine) as session:
+        row = session.scalars(sa.select(Album).where(Album.external_id == album.id)).one()
+        assert albums.unshare(session, row, tmp_path / "public", by="test") == 0
+    assert jobs(engine) == [(first.id, "done"), (second.id, "done")]  # closed by the unsharing
+    share(engine, album.id)
+    immich.fake.calls.clear()
+    result = polled(immich, engine)  # nothing changed in Immich, yet the album is read and its photos queued
+    assert (result.read, result.queued) == (["Holidays"], 2) and SEARCH in immich.fake.calls
+
+
 def test_an_asset_removed_from_the_album_marks_its_photo_removed(immich: Served, engine: Engine, holidays):
     album, first, second = holidays
     polled(immich, engine)
