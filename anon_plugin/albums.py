@@ -52,7 +52,8 @@ class AlbumSummary:
     pending: int
     missing: bool = False  # the folder is gone but the album is still shared (its copies stay)
     source: str = "folder"  # or "immich": root is then the album's address in Immich
-    not_published: tuple[NotPublished, ...] = ()  # of a shared album's folder, filled by ``with_not_published``
+    # of a shared album: a folder album's filled by ``with_not_published``, an Immich album's as its last poll found
+    not_published: tuple[NotPublished, ...] = ()
 
 
 def sync(session: Session, found: Iterable[tuple[Path, str]], share_new: bool) -> list[str]:
@@ -97,7 +98,8 @@ def find(session: Session, name: str, *, missing_ok: bool = False) -> Album:
 
 def summaries(session: Session, album_id: int | None = None) -> list[AlbumSummary]:
     """Every listed album (present, or shared with its folder missing), or only the one with ``album_id``,
-    with its policy version and photo counts, by name."""
+    with its policy version and photo counts, by name; a shared Immich album with what its last poll found
+    it does not publish."""
     counts = queries.photo_counts(session, album_id)
     versions = queries.latest_versions(session, album_id)
     out = []
@@ -108,6 +110,7 @@ def summaries(session: Session, album_id: int | None = None) -> list[AlbumSummar
             photos=sum(v for k, v in c.items() if k != "removed"), published=c.get("published", 0),
             failed=c.get("failed", 0), held=c.get("held", 0), pending=c.get("pending", 0),
             missing=album.removed_at is not None, source=album.source,
+            not_published=tuple(NotPublished(**f) for f in album.not_published or ()) if album.shared else (),
         ))
     return out
 
@@ -153,20 +156,21 @@ def share(session: Session, album: Album, found: Iterable[PhotoFile], by: str | 
     return sum(photos.seen(session, album, f) for f in found)
 
 
-def share_folder(engine: Engine, album_id: int, path_filter: PathFilter, by: str | None, *,
-                 progress: Callable[[list[PhotoFile]], Iterable[PhotoFile]] = iter) -> int:
-    """Share the album ``album_id`` and queue the photos in its folder, as ``share``; returns how many were queued.
+def share_album(engine: Engine, album_id: int, path_filter: PathFilter, by: str | None, *,
+                progress: Callable[[list[PhotoFile]], Iterable[PhotoFile]] = iter) -> int:
+    """Share the album ``album_id`` and queue the photos already there, as ``share``; returns how many were queued.
 
-    The folder is walked with no transaction open, so the daemon never waits on a walk; the album is then
-    read again and shared in one short write transaction. ``progress`` wraps the photos as they are queued
-    (the CLI's progress bar). Raises AlbumError when the album is unknown or its folder gone, or as ``share``.
+    A folder album's folder is walked with no transaction open, so the daemon never waits on a walk; the album
+    is then read again and shared in one short write transaction. An Immich album is shared without a walk: the
+    next poll reads its assets (0 queued now). ``progress`` wraps the photos as they are queued (the CLI's
+    progress bar). Raises AlbumError when the album is unknown or its folder gone, or as ``share``.
     """
     with session_scope(engine, read_only=True) as session:
         album = queries.present_album(session, album_id)
         if album is None:
             raise AlbumError(f"no album with id {album_id}; `anon-plugin albums list` shows them")
-        root, name = Path(album.root), album.name
-    found = list(scan_album(root, name, path_filter))
+        root, name, source = Path(album.root), album.name, album.source
+    found = list(scan_album(root, name, path_filter)) if source == "folder" else []
     with session_scope(engine) as session:
         album = queries.present_album(session, album_id)
         if album is None:

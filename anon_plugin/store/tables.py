@@ -89,7 +89,9 @@ class Album(Base):
     """An album, from a ``source``: a first-level folder of a library root (``root``), or an Immich album
     (``external_id`` its id, ``root`` its address in Immich, ``name`` its name there). ``shared`` albums get
     public copies. ``external_version``: what the source said of the album when its assets were last read
-    (an Immich album's asset count and times), so that polling skips an unchanged one."""
+    (an Immich album's asset count and times), so that polling skips an unchanged one. ``not_published``: what
+    the last reading of an Immich album found that gets no public copy (videos), as a list of ``{"path": asset
+    id, "reason": ...}``; None for folder albums (their folder is walked when asked)."""
 
     __tablename__ = "albums"
     __table_args__ = (sa.UniqueConstraint("root", "name"), sa.UniqueConstraint("source", "external_id"),
@@ -99,6 +101,7 @@ class Album(Base):
     source: Mapped[str] = mapped_column(sa.String(16), default="folder", server_default="folder")
     external_id: Mapped[str | None] = mapped_column(sa.Text)
     external_version: Mapped[str | None] = mapped_column(sa.Text)
+    not_published: Mapped[list[dict[str, str]] | None] = mapped_column(sa.JSON)
     root: Mapped[str] = mapped_column(sa.Text)
     name: Mapped[str] = mapped_column(sa.Text)
     shared: Mapped[bool] = mapped_column(default=False)

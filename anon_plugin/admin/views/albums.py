@@ -62,7 +62,7 @@ def share(album_id: int) -> Response:
         flash(f"{name} is shared already.", "info")
         return redirect(url_for("albums.album", album_id=album_id))
     try:
-        queued = albums.share_folder(panel().engine, album_id, PathFilter(panel().settings.watch.ignore),
+        queued = albums.share_album(panel().engine, album_id, PathFilter(panel().settings.watch.ignore),
                                      by=user_name())
         flash(f"{name} is shared: {queued} photo(s) queued for publishing.", "ok")
     except AlbumError as exc:

@@ -4,7 +4,8 @@ Every album the source key lists becomes an album of the store (``source``
 'immich', unshared when new), renamed and marked removed as Immich has it.
 The assets of the shared ones are read page by page and compared with the
 store by asset id and checksum: a new or changed photo is pending and queued,
-one gone from the album is removed, a video is listed as not published. An
+one gone from the album is removed, a video is listed as not published (in
+``albums.not_published``, which ``albums list`` and the panel show). An
 album whose asset count and times are what they were at its last reading is
 not read again. Immich is only read, never written, and no transaction is
 open while it is: a refusal (401, 403) or an unreachable server raises before
@@ -108,7 +109,9 @@ def _record(session: Session, url: str, listed: Sequence[ImmichAlbum],
 def _record_assets(session: Session, album: Album, assets: Sequence[Asset], polled: Polled) -> None:
     """Compare an album's assets with its photos: new and changed ones queued, missing ones removed."""
     images = {a.id: a for a in assets if a.is_image}
-    polled.not_published[album.name] = tuple(NotPublished(a.id, _not_published(a)) for a in assets if not a.is_image)
+    skipped = tuple(NotPublished(a.id, _not_published(a)) for a in assets if not a.is_image)
+    polled.not_published[album.name] = skipped
+    album.not_published = [{"path": f.path, "reason": f.reason} for f in skipped]
     rows = {p.relative_path: p for p in session.scalars(sa.select(Photo).where(Photo.album_id == album.id))}
     for asset in images.values():
         row = rows.get(asset.id)

@@ -199,6 +199,12 @@ class FakeImmich:
         self.albums[album.id] = album
         return album
 
+    def add_to_album(self, album: Album, asset: Asset) -> None:
+        """Put an asset into an album, as its owner would in Immich's app."""
+        album.assets.append(asset.id)
+        album.modified = _after(album.modified)
+        album.updated = _after(album.updated or album.created)
+
     def remove_from_album(self, album: Album, asset: Asset) -> None:
         """Take an asset out of an album, as its owner would in Immich's app."""
         album.assets.remove(asset.id)

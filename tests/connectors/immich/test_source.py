@@ -160,6 +160,9 @@ def test_a_video_is_listed_as_not_published_and_not_queued(immich: Served, engin
     assert result.not_published == {"Match": (NotPublished(video.id, VIDEO),)}
     assert VIDEO == "video: videos are not anonymized yet"
     assert set(photos(engine)) == {photo.id} and jobs(engine) == [(photo.id, "queued")]
+    with session_scope(engine, read_only=True) as session:  # kept in the store, for albums list and the panel
+        (summary,) = albums.summaries(session)
+    assert summary.not_published == (NotPublished(video.id, VIDEO),)
 
 
 def test_renamed_and_deleted_albums_follow_immich_and_two_of_one_name_stay_apart(immich: Served, engine: Engine):
