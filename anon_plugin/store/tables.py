@@ -89,7 +89,9 @@ class Album(Base):
     """An album, from a ``source``: a first-level folder of a library root (``root``), or an Immich album
     (``external_id`` its id, ``root`` its address in Immich, ``name`` its name there). ``shared`` albums get
     public copies. ``external_version``: what the source said of the album when its assets were last read
-    (an Immich album's asset count and times), so that polling skips an unchanged one."""
+    (an Immich album's asset count and times), so that polling skips an unchanged one. ``mirror_album_id`` and
+    ``mirror_link_id``: an Immich album's album on the public Immich user, where its copies go, and that album's
+    one shared link (None until its first copy, the link None again once unshared)."""
 
     __tablename__ = "albums"
     __table_args__ = (sa.UniqueConstraint("root", "name"), sa.UniqueConstraint("source", "external_id"),
@@ -99,6 +101,8 @@ class Album(Base):
     source: Mapped[str] = mapped_column(sa.String(16), default="folder", server_default="folder")
     external_id: Mapped[str | None] = mapped_column(sa.Text)
     external_version: Mapped[str | None] = mapped_column(sa.Text)
+    mirror_album_id: Mapped[str | None] = mapped_column(sa.Text)
+    mirror_link_id: Mapped[str | None] = mapped_column(sa.Text)
     root: Mapped[str] = mapped_column(sa.Text)
     name: Mapped[str] = mapped_column(sa.Text)
     shared: Mapped[bool] = mapped_column(default=False)
