@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -26,6 +27,9 @@ from .library.walk import NotAPhoto, PhotoFile, WalkProblem, scan_album
 from .store import queries
 from .store.db import session_scope
 from .store.tables import Album, Photo, utcnow
+
+if TYPE_CHECKING:
+    from .connectors.immich.client import ImmichClient
 
 log = logging.getLogger("anon_plugin.albums")
 
@@ -189,14 +193,20 @@ def set_policy(session: Session, album: Album, policy: policies.Policy, by: str 
     return version, queued
 
 
-def unshare(session: Session, album: Album, public_root: Path, by: str | None) -> int:
+def unshare(session: Session, album: Album, public_root: Path, by: str | None,
+            immich: ImmichClient | None = None) -> int:
     """Stop sharing: waiting jobs are closed and every public copy removed (the records stay). Returns
-    how many copies were removed."""
+    how many copies were removed. An Immich album's copies and link are deleted with ``immich``, the public
+    client; without it, or when Immich fails, they are owed and the next poll deletes them."""
     album.shared = False
     removed = 0
     for photo in session.scalars(sa.select(Photo).where(Photo.album_id == album.id)):
         queue.cancel(session, photo.id, "album unshared")
         removed += photos.withdraw(session, photo, public_root, "album unshared")
+    if album.source == "immich" and immich is not None:
+        from .connectors.immich import target
+
+        removed += target.withdraw(session, immich, album.id).copies
     queries.audit(session, by, "unshare", album.name, {"copies_removed": removed})
     return removed
 

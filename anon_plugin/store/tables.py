@@ -91,7 +91,9 @@ class Album(Base):
     public copies. ``external_version``: what the source said of the album when its assets were last read
     (an Immich album's asset count and times), so that polling skips an unchanged one. ``not_published``: what
     the last reading of an Immich album found that gets no public copy (videos), as a list of ``{"path": asset
-    id, "reason": ...}``; None for folder albums (their folder is walked when asked)."""
+    id, "reason": ...}``; None for folder albums (their folder is walked when asked). ``mirror_album_id`` and
+    ``mirror_link_id``: an Immich album's album on the public Immich user, where its copies go, and that album's
+    one shared link (None until its first copy, the link None again once unshared).
 
     __tablename__ = "albums"
     __table_args__ = (sa.UniqueConstraint("root", "name"), sa.UniqueConstraint("source", "external_id"),
@@ -102,6 +104,8 @@ class Album(Base):
     external_id: Mapped[str | None] = mapped_column(sa.Text)
     external_version: Mapped[str | None] = mapped_column(sa.Text)
     not_published: Mapped[list[dict[str, str]] | None] = mapped_column(sa.JSON)
+    mirror_album_id: Mapped[str | None] = mapped_column(sa.Text)
+    mirror_link_id: Mapped[str | None] = mapped_column(sa.Text)
     root: Mapped[str] = mapped_column(sa.Text)
     name: Mapped[str] = mapped_column(sa.Text)
     shared: Mapped[bool] = mapped_column(default=False)

@@ -63,7 +63,7 @@ def _all_rows(url: str, names: tuple[str, ...], columns: dict[str, set[str]] | N
 def test_upgrade_head_on_an_empty_database_equals_the_tables(sqlite_url):
     assert migrate.current(sqlite_url).revision is None
     state = migrate.upgrade(sqlite_url)
-    assert state.at_head and state.revision == migrate.head() == "0008"
+    assert state.at_head and state.revision == migrate.head() == "0009"
     assert _tables(sqlite_url) == {*CORE, *ADMIN, "alembic_version"}
     assert _differences(sqlite_url) == []
 
@@ -95,7 +95,8 @@ def _fill_core(url: str) -> None:
     try:
         with session_scope(engine) as session:
             albums_0001 = _without(Album, "source", "external_id", "external_version",  # added by 0007
-                                   "not_published")  # added by 0008
+                                   "not_published",
+                                   "mirror_album_id", "mirror_link_id")  # added by 0008 and 0009
             album_id = session.execute(sa.insert(albums_0001).values(
                 root="/srv/photos", name="football", shared=True, created_at=when)
                 .returning(albums_0001.c.id)).scalar_one()
@@ -142,6 +143,7 @@ def test_rows_written_at_0001_survive_the_upgrade_to_head(sqlite_url):
     assert [(a.source, a.external_id, a.external_version) for a in albums] == [("folder", None, None)]  # 0007
     assert [p.checksum for p in _all_rows(sqlite_url, ("photos",))["photos"]] == [None]  # added by 0007
     assert [a.not_published for a in albums] == [None]  # added by 0008
+    assert [(a.mirror_album_id, a.mirror_link_id) for a in albums] == [(None, None)]  # added by 0009
 
 
 def test_an_immich_album_and_its_photo_survive_a_downgrade_to_0006(sqlite_url):
@@ -199,7 +201,7 @@ def test_script_location_is_the_checkouts_migrations_folder():
     assert {p.name for p in (migrate.script_location() / "versions").glob("0*.py")} == {
         "0001_publishing_core.py", "0002_admin.py", "0003_photo_hash_later.py", "0004_face_steps.py",
         "0005_face_quality.py", "0006_jobs_publish_only.py", "0007_immich_albums.py",
-        "0008_immich_not_published.py"}
+        "0008_immich_not_published.py", "0009_immich_mirror.py"}
 
 
 def test_db_command_upgrades_current_and_downgrades(tmp_path):
@@ -210,9 +212,9 @@ def test_db_command_upgrades_current_and_downgrades(tmp_path):
     database = tmp_path / "data" / "anon_plugin.db"
     assert database.is_file()
     assert migrate.current(f"sqlite:///{database}").at_head
-    assert "at 0008 (head)" in result.stderr
+    assert "at 0009 (head)" in result.stderr
     result = runner.invoke(main, ["db", "current"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "0008 (head)\n")
+    assert (result.exit_code, result.stdout) == (0, "0009 (head)\n")
     result = runner.invoke(main, ["db", "downgrade", "0001"], env=env)
     assert result.exit_code == 0 and _tables(f"sqlite:///{database}") == {*CORE, "alembic_version"}
 

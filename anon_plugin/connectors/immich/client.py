@@ -22,11 +22,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ...errors import ImmichError, ImmichKeyError, ImmichPermissionError, ImmichUnavailable
+
+if TYPE_CHECKING:
+    from ...config import ImmichSettings
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,13 @@ def neutral_name(checksum: str, suffix: str) -> str:
     """A file name that says nothing of the photo (no date, no original name): its checksum, URL-safe."""
     stem = base64.urlsafe_b64decode(checksum).hex()[:20]
     return f"{stem}{suffix.lower()}"
+
+
+def connect(settings: ImmichSettings, retry: Retry = Retry()) -> tuple[ImmichClient, ImmichClient]:
+    """The source client and the public client the ``[immich]`` settings describe (their key files read now)."""
+    assert settings.url and settings.source_key_file and settings.public_key_file, "checked when settings load"
+    return (ImmichClient(settings.url, read_key(settings.source_key_file), name="source", retry=retry),
+            ImmichClient(settings.url, read_key(settings.public_key_file), name="public", retry=retry))
 
 
 def read_key(path: Path) -> str:
@@ -227,6 +237,10 @@ class ImmichClient:
         """Set whether a link allows downloads; it is set to show no metadata again, whatever it was."""
         body = {"showMetadata": False, "allowDownload": allow_download}
         return _link(self._json("PATCH", f"/shared-links/{link_id}", "sharedLink.update", json=body))
+
+    def delete_link(self, link_id: str) -> None:
+        """Delete a shared link: its address shows nothing any more."""
+        self._send("DELETE", f"/shared-links/{link_id}", "sharedLink.delete")
 
     def delete_assets(self, asset_ids: Sequence[str]) -> None:
         """Delete assets for good (not to the trash, where their owner would still see them)."""

@@ -26,6 +26,7 @@ from ...jobs import queue
 from ...store.db import session_scope
 from ...store.tables import Album, Photo, utcnow
 from .client import Album as ImmichAlbum
+from . import target
 from .client import Asset, ImmichClient
 
 SOURCE = "immich"
@@ -46,6 +47,7 @@ class Polled:
     gone: int = 0  # photos removed from their album
     queued: int = 0  # publish jobs queued
     not_published: dict[str, tuple[NotPublished, ...]] = field(default_factory=dict)  # per album read, by asset id
+    withdrawn: target.Withdrawn = field(default_factory=target.Withdrawn)  # public copies and links deleted
 
 
 def version(album: ImmichAlbum) -> str:
@@ -58,9 +60,11 @@ def album_address(url: str, album_id: str) -> str:
     return f"{url.rstrip('/')}/albums/{album_id}"
 
 
-def poll(client: ImmichClient, engine: Engine, *, force: bool = False) -> Polled:
+def poll(client: ImmichClient, engine: Engine, *, force: bool = False, public: ImmichClient | None = None) -> Polled:
     """Bring the store in line with the albums ``client`` (the source key) lists, reading the assets of the
-    shared albums that changed since their last reading (every shared one when ``force``)."""
+    shared albums that changed since their last reading (every shared one when ``force``). With ``public``
+    (the public key), the copies of the photos removed now or before, and of unshared albums, are deleted in
+    the transaction that records it (``target.withdraw``); what Immich refuses stays owed to the next poll."""
     listed = client.albums()
     with session_scope(engine, read_only=True) as session:
         readings = {a.external_id: a.external_version for a in _immich_albums(session)
@@ -68,7 +72,11 @@ def poll(client: ImmichClient, engine: Engine, *, force: bool = False) -> Polled
     assets = {a.id: client.album_assets(a.id) for a in listed
               if a.id in readings and (force or readings[a.id] != version(a))}
     with session_scope(engine) as session:
-        return _record(session, client.url, listed, assets)
+        polled = _record(session, client.url, listed, assets)
+        if public is not None:
+            session.flush()
+            polled.withdrawn = target.withdraw(session, public)
+        return polled
 
 
 def _immich_albums(session: Session) -> list[Album]:

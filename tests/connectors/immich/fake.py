@@ -39,7 +39,7 @@ from werkzeug.serving import make_server
 
 SOURCE_PERMISSIONS = frozenset({"album.read", "asset.read", "asset.download"})
 PUBLIC_PERMISSIONS = frozenset({"asset.upload", "asset.delete", "album.create", "albumAsset.create",
-                                "sharedLink.create", "sharedLink.update"})
+                                "sharedLink.create", "sharedLink.update", "sharedLink.delete"})
 
 
 @cache
@@ -245,6 +245,7 @@ class FakeImmich:
             "delete": ("DELETE", "/assets", self._delete),
             "create_link": ("POST", "/shared-links", self._create_link),
             "update_link": ("PATCH", "/shared-links/<id>", self._update_link),
+            "delete_link": ("DELETE", "/shared-links/<id>", self._delete_link),
         }
         spec_paths = load_spec()["paths"]
         self._permissions: dict[str, str] = {}
@@ -438,6 +439,13 @@ class FakeImmich:
         link.show_metadata = body.get("showMetadata", link.show_metadata)
         link.allow_download = body.get("allowDownload", link.allow_download)
         return 200, self._link_dto(link)
+
+    def _delete_link(self, id: str) -> tuple[int, Any]:
+        link = self.links.get(id)
+        if link is None or link.owner is not g.user:
+            raise Refused(400, "Shared link not found")
+        del self.links[id]
+        return 204, None
 
 
 @dataclass

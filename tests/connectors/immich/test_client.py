@@ -124,6 +124,13 @@ def test_delete_assets_for_good(immich: Served, tmp_path: Path):
     assert immich.fake.bodies[-1] == {"ids": [asset.id], "force": True}
 
 
+def test_delete_a_shared_link(immich: Served):
+    client = public(immich)
+    link = client.create_link(client.create_album("Holidays"), allow_download=False)
+    client.delete_link(link.id)
+    assert immich.fake.links == {}
+
+
 # ---- faults ----
 
 def test_a_key_the_server_does_not_know_gives_401_naming_the_permission(immich: Served):
@@ -152,6 +159,7 @@ def test_the_public_key_cannot_read_the_source(immich: Served, tmp_path: Path, c
     (lambda c, tmp: c.create_link("7f6c9c39-4a4b-4c8e-9a51-0a7c7e1b0a11", False), "sharedLink.create"),
     (lambda c, tmp: c.update_link("7f6c9c39-4a4b-4c8e-9a51-0a7c7e1b0a11", False), "sharedLink.update"),
     (lambda c, tmp: c.delete_assets(["7f6c9c39-4a4b-4c8e-9a51-0a7c7e1b0a11"]), "asset.delete"),
+    (lambda c, tmp: c.delete_link("7f6c9c39-4a4b-4c8e-9a51-0a7c7e1b0a11"), "sharedLink.delete"),
 ])
 def test_the_source_key_can_write_nothing(immich: Served, tmp_path: Path, call, permission):
     message = f"source key lacks the permission {permission} \\(403\\)"
