@@ -93,7 +93,7 @@ class Album(Base):
     the last reading of an Immich album found that gets no public copy (videos), as a list of ``{"path": asset
     id, "reason": ...}``; None for folder albums (their folder is walked when asked). ``mirror_album_id`` and
     ``mirror_link_id``: an Immich album's album on the public Immich user, where its copies go, and that album's
-    one shared link (None until its first copy, the link None again once unshared).
+    one shared link (None until its first copy, the link None again once unshared)."""
 
     __tablename__ = "albums"
     __table_args__ = (sa.UniqueConstraint("root", "name"), sa.UniqueConstraint("source", "external_id"),
