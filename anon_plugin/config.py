@@ -141,7 +141,8 @@ def _setting(rule: Rule, **default: Any) -> Any:
 
 def _section(cls: type, optional: bool = False) -> Any:
     """A table of settings; an ``optional`` one is None unless one of its keys is given."""
-    return field(metadata={"section": cls, "optional": optional})
+    metadata = {"section": cls, "optional": optional}
+    return field(default=None, metadata=metadata) if optional else field(metadata=metadata)
 
 
 def default_data_dir() -> Path:
