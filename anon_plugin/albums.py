@@ -10,7 +10,8 @@ photo again under the album's current policy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from .store.db import session_scope
 from .store.tables import Album, Photo, utcnow
 
 if TYPE_CHECKING:
+    from .config import ImmichSettings
     from .connectors.immich.client import ImmichClient
 
 log = logging.getLogger("anon_plugin.albums")
@@ -209,6 +211,20 @@ def unshare(session: Session, album: Album, public_root: Path, by: str | None,
         removed += target.withdraw(session, immich, album.id).copies
     queries.audit(session, by, "unshare", album.name, {"copies_removed": removed})
     return removed
+
+
+@contextmanager
+def immich_public(settings: ImmichSettings | None) -> Iterator[ImmichClient | None]:
+    """The public Immich key's client for ``unshare`` while the block runs (closed after); None without an
+    ``[immich]`` section."""
+    if settings is None:
+        yield None
+        return
+    from .connectors.immich.client import ImmichClient, read_key
+
+    assert settings.url is not None and settings.public_key_file is not None, "checked when settings load"
+    with ImmichClient(settings.url, read_key(settings.public_key_file), name="public") as client:
+        yield client
 
 
 def copies(session: Session, album: Album) -> int:

@@ -101,9 +101,9 @@ def unshare(ctx: click.Context, name: str, yes: bool) -> None:
         with store(ctx) as session:
             count = albums.copies(session, albums.find(session, name, missing_ok=True))
         click.confirm(f"Remove the {count} public copies of {name}?", abort=True, err=True)
-    with store(ctx) as session:
+    with albums.immich_public(settings(ctx).immich) as public, store(ctx) as session:
         album = albums.find(session, name, missing_ok=True)
-        removed = albums.unshare(session, album, settings(ctx).public_root, by=None)
+        removed = albums.unshare(session, album, settings(ctx).public_root, by=None, immich=public)
     click.echo(f"anon-plugin: album {name} unshared; {removed} public copies removed", err=True)
 
 

@@ -79,7 +79,8 @@ class Service:
         self.wake = threading.Event()  # set when a job is queued: an idle worker claims it at once
         self.watcher = Watcher.from_settings(settings, sink=self.handle)
         self.workers = [Worker(self.engine, self.public_root, f"{os.uname().nodename}:{os.getpid()}:{i}",
-                               self.device, settings.inference.max_batch)
+                               self.device, settings.inference.max_batch, immich=settings.immich,
+                               data_dir=settings.data_dir)
                         for i in range(settings.inference.workers)]
         self.immich = self._poller()  # None without an [immich] section
         self._threads: list[threading.Thread] = []

@@ -111,11 +111,13 @@ def neutral_name(checksum: str, suffix: str) -> str:
     return f"{stem}{suffix.lower()}"
 
 
-def connect(settings: ImmichSettings, retry: Retry = Retry()) -> tuple[ImmichClient, ImmichClient]:
-    """The source client and the public client the ``[immich]`` settings describe (their key files read now)."""
+def connect(settings: ImmichSettings, retry: Retry = Retry(),
+            sleep: Any = time.sleep) -> tuple[ImmichClient, ImmichClient]:
+    """The source client and the public client the ``[immich]`` settings describe (their key files read now);
+    ``sleep`` waits between retries."""
     assert settings.url and settings.source_key_file and settings.public_key_file, "checked when settings load"
-    return (ImmichClient(settings.url, read_key(settings.source_key_file), name="source", retry=retry),
-            ImmichClient(settings.url, read_key(settings.public_key_file), name="public", retry=retry))
+    return (ImmichClient(settings.url, read_key(settings.source_key_file), name="source", retry=retry, sleep=sleep),
+            ImmichClient(settings.url, read_key(settings.public_key_file), name="public", retry=retry, sleep=sleep))
 
 
 def read_key(path: Path) -> str:

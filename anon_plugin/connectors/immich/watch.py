@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from ...config import ImmichSettings
 from ...errors import ImmichError
 from ...store.tables import utcnow
-from .client import ImmichClient, read_key
+from .client import ImmichClient, connect
 from .source import Polled, poll
 
 log = logging.getLogger("anon_plugin.immich")
@@ -39,11 +39,13 @@ class PollHealth:
 
 class Poller:
     """Polls one Immich server's source albums into the store until ``stopping`` is set. ``queued`` is
-    called after a poll that queued jobs (the daemon wakes its workers)."""
+    called after a poll that queued jobs (the daemon wakes its workers). With ``public`` (the public key's
+    client), each poll also deletes the copies owed a withdrawal."""
 
     def __init__(self, client: ImmichClient, engine: Engine, interval: float, *, force_every: int = FORCE_EVERY,
-                 queued: Callable[[], None] = lambda: None):
+                 queued: Callable[[], None] = lambda: None, public: ImmichClient | None = None):
         self.client = client
+        self.public = public
         self.engine = engine
         self.interval = interval
         self.force_every = force_every
@@ -55,32 +57,32 @@ class Poller:
     @classmethod
     def from_settings(cls, settings: ImmichSettings, engine: Engine, stopping: threading.Event,
                       queued: Callable[[], None] = lambda: None) -> Poller:
-        """A poller with the source key's client, built once; its retries wait on ``stopping``, so a stop
-        does not wait out a backoff."""
-        assert settings.url is not None and settings.source_key_file is not None, "checked when settings load"
-        client = ImmichClient(settings.url, read_key(settings.source_key_file), name="source",
-                              sleep=stopping.wait)
-        return cls(client, engine, settings.poll_interval, queued=queued)
+        """A poller with both clients, built once; their retries wait on ``stopping``, so a stop does not
+        wait out a backoff."""
+        source, public = connect(settings, sleep=stopping.wait)
+        return cls(source, engine, settings.poll_interval, queued=queued, public=public)
 
     def health(self) -> PollHealth:
         error, at = self._last_error or (None, None)
         return PollHealth(self._last_success, error, at)
 
     def run(self, stopping: threading.Event) -> None:
-        """Poll now and then every ``interval`` seconds until ``stopping`` is set; closes the client."""
+        """Poll now and then every ``interval`` seconds until ``stopping`` is set; closes the clients."""
         try:
             while not stopping.is_set():
                 self.poll_once()
                 stopping.wait(self.interval)
         finally:
             self.client.close()
+            if self.public is not None:
+                self.public.close()
 
     def poll_once(self) -> Polled | None:
         """One poll (forced every ``force_every``-th), its fault logged and kept rather than raised."""
         force = self.polls % self.force_every == 0
         self.polls += 1
         try:
-            polled = poll(self.client, self.engine, force=force)
+            polled = poll(self.client, self.engine, force=force, public=self.public)
         except ImmichError as exc:
             self._failed(str(exc))
             log.error("Immich poll failed: %s; trying again in %.0f s", exc, self.interval)
@@ -109,3 +111,6 @@ def _log(polled: Polled) -> None:
     if polled.new or polled.changed or polled.gone:
         log.info("Immich: %d new, %d changed, %d removed photo(s); %d queued", polled.new, polled.changed,
                  polled.gone, polled.queued)
+    if polled.withdrawn.copies or polled.withdrawn.links:
+        log.info("Immich: %d public copy(ies) and %d link(s) withdrawn", polled.withdrawn.copies,
+                 polled.withdrawn.links)
