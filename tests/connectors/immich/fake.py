@@ -10,7 +10,9 @@ the test at teardown when ``errors`` is not empty.
 Keys carry permissions as Immich's do: a key the server does not know gets
 401; one without the call's permission (the spec's ``x-immich-permission``)
 gets 403 naming it, in Immich's words. ``fail_next`` makes the next calls
-answer 5xx, to exercise the client's retries.
+answer 5xx, to exercise the client's retries; ``fail_on`` does so for one
+endpoint only, and ``lose_on`` serves an endpoint's calls but answers 503 (a
+server that went down after doing the work, before answering).
 
 Imported by the tests of this folder (``from fake import FakeImmich``).
 """
@@ -172,6 +174,8 @@ class FakeImmich:
         self.errors: list[str] = []  # spec violations, by either side: the fixture fails the test on any
         self.calls: list[str] = []  # "METHOD /api/path", in order
         self.fail_next: list[int] = []  # statuses the next calls answer with instead of serving them
+        self.fail_on: dict[str, list[int]] = {}  # by endpoint ("upload"): statuses answered instead of serving
+        self.lose_on: dict[str, int] = {}  # by endpoint: how many next calls are served but answered 503 (lost)
         self.bodies: list[Any] = []  # request JSON bodies (or form fields), in order
         self._lock = threading.Lock()
         self.app = self._build_app()
@@ -259,8 +263,9 @@ class FakeImmich:
         def serve(**path: str) -> Response:
             with self._lock:
                 self.calls.append(f"{request.method} {request.path}")
-                if self.fail_next:
-                    return _answer(self.fail_next.pop(0), {"message": "Internal server error", "statusCode": 500})
+                if self.fail_next or self.fail_on.get(endpoint):
+                    status = (self.fail_next or self.fail_on[endpoint]).pop(0)
+                    return _answer(status, {"message": "Internal server error", "statusCode": status})
                 openapi_request = FlaskOpenAPIRequest(request)
                 problem = self._check_request(openapi_request)
                 if problem:
@@ -271,6 +276,9 @@ class FakeImmich:
                     status, body = view(**path)
                 except Refused as refused:
                     return _answer(refused.status, {"message": refused.message, "statusCode": refused.status})
+                if self.lose_on.get(endpoint):  # done, but the server went down before answering
+                    self.lose_on[endpoint] -= 1
+                    return _answer(503, {"message": "Service Unavailable", "statusCode": 503})
                 answer = body if isinstance(body, Response) else _answer(status, body)
                 problem = self._check_response(openapi_request, answer)
                 if problem:
