@@ -309,6 +309,26 @@ def test_unsharing_with_the_cli_deletes_the_copies_and_the_link_at_once(immich: 
     assert {status for status, _ in outputs(daemon, assets).values()} == {"removed"}
 
 
+def test_unsharing_in_the_panel_deletes_the_copies_and_the_link_at_once(immich: Server, daemon: Service,
+                                                                         wild_photos):
+    from test_watch import _TOKEN, PASSWORD, signed_in
+
+    from anon_plugin.admin import accounts, create_app
+
+    album_id, assets = shared(immich, daemon, "Panel", wild_photos[10:12])
+    copies = wait_until(lambda: published(daemon, assets), "both photos published")
+    _, link = linked(daemon, album_id)
+    with session_scope(daemon.engine) as session:
+        accounts.add(session, "admin", PASSWORD)
+        row_id = session.scalars(sa.select(Album.id).where(Album.external_id == album_id)).one()
+    client = signed_in(create_app(daemon.settings, service=daemon).test_client())
+    token = _TOKEN.search(client.get(f"/albums/{row_id}/unshare").text)
+    assert token is not None
+    page = client.post(f"/albums/{row_id}/unshare", data={"csrf_token": token.group(1)}, follow_redirects=True)
+    assert f"Panel {RUN} is no longer shared: 2 public copies removed." in page.text
+    assert all(immich.public_asset(c) is None for c in copies.values()) and immich.link(link) is None
+
+
 def test_a_server_going_down_mid_upload_publishes_each_photo_once(immich: Server, daemon: Service, wild_photos):
     fake = the_fake(immich)
     fake.fail_on["upload"] = [503, 503]  # the server answers 503 while it restarts,
