@@ -125,13 +125,24 @@ def _bind() -> Rule:
     return Rule("host:port with a port from 1 to 65535 (IPv6 as [::1]:8470)", clean)
 
 
+def _http_url() -> Rule:
+    def clean(value: object, base: Path) -> object:
+        if not isinstance(value, str) or not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+            return BAD
+        return value.rstrip("/")
+
+    return Rule("an http:// or https:// URL such as http://immich:2283", clean)
+
+
 def _setting(rule: Rule, **default: Any) -> Any:
     """A dataclass field that is a setting: its rule rides in the metadata."""
     return field(metadata={"rule": rule}, **default)
 
 
-def _section(cls: type) -> Any:
-    return field(metadata={"section": cls})
+def _section(cls: type, optional: bool = False) -> Any:
+    """A table of settings; an ``optional`` one is None unless one of its keys is given."""
+    metadata = {"section": cls, "optional": optional}
+    return field(default=None, metadata=metadata) if optional else field(metadata=metadata)
 
 
 def default_data_dir() -> Path:
@@ -186,6 +197,19 @@ class AdminSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImmichSettings:
+    """An Immich server: albums of its owner's key are sources, a public user's key publishes the copies.
+
+    The keys themselves stay in their files (mode 0600 or 0400, checked at start), never in the settings.
+    """
+
+    url: str | None = _setting(_http_url(), default=None)  # required when the section is given
+    source_key_file: Path | None = _setting(_path(), default=None)  # album.read, asset.read, asset.download
+    public_key_file: Path | None = _setting(_path(), default=None)  # asset.upload, asset.delete, album.create, ...
+    poll_interval: float = _setting(seconds(), default=60.0)  # seconds between looks at the albums
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the plugin is told, validated. Paths are absolute and resolved.
 
@@ -200,6 +224,7 @@ class Settings:
     watch: WatchSettings = _section(WatchSettings)
     inference: InferenceSettings = _section(InferenceSettings)
     admin: AdminSettings = _section(AdminSettings)
+    immich: ImmichSettings | None = _section(ImmichSettings, optional=True)  # None: no Immich
     source: Path | None = None  # the settings file read, if any
 
     def resolved_device(self) -> str:
@@ -323,6 +348,8 @@ def _clean(given: Mapping[Key, _Given]) -> dict[str | None, dict[str, Any]]:
 def _with_defaults(values: dict[str | None, dict[str, Any]]) -> Settings:
     """Fill what was not given: the fields' own defaults, then those derived from other settings."""
     sections = _sections()
+    optional = {f.name for f in dataclasses.fields(Settings) if f.metadata.get("optional")}
+    absent = {s for s in optional if not values[s]}
     classes: list[tuple[str | None, type]] = [(None, Settings), *sections.items()]
     for section, cls in classes:
         for f in _settings_fields(cls):
@@ -334,7 +361,8 @@ def _with_defaults(values: dict[str | None, dict[str, Any]]) -> Settings:
                 values[section][f.name] = f.default_factory()
     top = values[None]
     top.setdefault("database_url", default_url(top["data_dir"]))
-    return Settings(**top, **{s: sections[s](**values[s]) for s in SECTIONS})
+    tables: dict[str, Any] = {s: None if s in absent else sections[s](**values[s]) for s in SECTIONS}
+    return Settings(**top, **tables)
 
 
 def _inside(path: Path, other: Path) -> bool:
@@ -389,6 +417,21 @@ def _check_device(device: str, where: str) -> None:
             raise SettingsError(f"{where}: {exc}; use auto or cpu") from None
 
 
+def _check_immich(immich: ImmichSettings, where: Callable[[str, str], str]) -> None:
+    """A given [immich] section needs its URL and both key files, each private to its owner."""
+    from .connectors.immich.client import read_key  # httpx is imported only when Immich is set up
+    from .errors import ImmichKeyError
+
+    for name in ("url", "source_key_file", "public_key_file"):
+        if getattr(immich, name) is None:
+            raise SettingsError(f"{where(name, 'immich')}: must be set when the [immich] section is given")
+    for name in ("source_key_file", "public_key_file"):
+        try:
+            read_key(getattr(immich, name))
+        except ImmichKeyError as exc:
+            raise SettingsError(f"{where(name, 'immich')}: {exc}") from None
+
+
 def _create_folders(settings: Settings, where: Callable[[str], str]) -> None:
     """data_dir holds the database and the secret key: private (0700) when we create it."""
     try:
@@ -427,6 +470,8 @@ def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | N
 
     _check_folders(settings, where)
     _check_device(settings.inference.device, where("device", "inference"))
+    if settings.immich is not None:
+        _check_immich(settings.immich, where)
     _create_folders(settings, where)
     return settings
 
@@ -444,6 +489,9 @@ def settings_summary(settings: Settings) -> dict[str, Any]:
     summary: dict[str, Any] = {"source": plain(settings.source)}
     for key in KEYS:
         holder = settings if key.section is None else getattr(settings, key.section)
+        if key.section is not None and holder is None:  # an optional section not given
+            summary[key.section] = None
+            continue
         target = summary if key.section is None else summary.setdefault(key.section, {})
         target[key.name] = plain(getattr(holder, key.name))
     summary["database_url"] = safe_url(settings.database_url)

@@ -53,3 +53,23 @@ class StoreError(AnonPluginError):
 
 class AlbumError(AnonPluginError):
     """An album named by the admin does not exist, is ambiguous, or cannot do what was asked."""
+
+
+class ImmichError(AnonPluginError):
+    """An Immich server refused a call or answered what we cannot use; the message names the call, never a key."""
+
+
+class ImmichPermissionError(ImmichError):
+    """401 or 403: the key is not accepted, or lacks the permission the call needs (named in the message)."""
+
+    def __init__(self, message: str, permission: str):
+        super().__init__(message)
+        self.permission = permission
+
+
+class ImmichUnavailable(ImmichError):
+    """The server could not be reached, or kept answering 5xx, through every retry: trying later may succeed."""
+
+
+class ImmichKeyError(ImmichError):
+    """An Immich key file cannot be used: missing, empty, or readable by others than its owner."""

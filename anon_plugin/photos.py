@@ -38,9 +38,12 @@ def seen(session: Session, album: Album, found: PhotoFile) -> bool:
 
 
 def withdraw(session: Session, photo: Photo, public_root: Path, reason: str) -> int:
-    """Remove the photo's public copy, if any, and mark its outputs removed; returns 1 when a file went."""
+    """Remove the photo's public copy, if any, and mark its outputs removed; returns 1 when a file went.
+    A copy on the public Immich user is left ``published``, owed a withdrawal (``connectors/immich/target.py``)."""
     removed = 0
     for output in queries.live_outputs(session, photo.id):
+        if output.status == "published" and publish.immich_asset(output.public_path):
+            continue  # on the public Immich user: connectors.immich.target.withdraw deletes it
         if output.status == "published" and publish.remove(Path(output.public_path), public_root):
             removed = 1
         output.status = "removed"

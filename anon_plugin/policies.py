@@ -62,7 +62,8 @@ class Policy:
     XMP and IPTC but keeps the camera and dates a gallery sorts by; ``cover``
     pixelates the whole box of a face the engine could not anonymize, so the
     photo still appears with no recognizable face, where ``hold`` would keep it
-    back for the admin.
+    back for the admin. ``allow_download`` is off: the shared link of an Immich
+    album's copies shows them, never offers them as files.
     """
 
     enabled: bool = _field(boolean(), True)
@@ -77,6 +78,7 @@ class Policy:
     jpeg_quality: int = _field(integer(1, 95), 90)
     after_publish: str | None = _field(_command(), None)  # a shell command run after a batch is published
     after_publish_timeout: float = _field(seconds(), 60.0)
+    allow_download: bool = _field(boolean(), False)  # an Immich album's shared link lets visitors download copies
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -4,7 +4,9 @@
 to a temporary file in its own folder, fsynced and renamed over the target,
 so a crash leaves the old copy or the new one, never half a file; temporary
 files a crash left behind are removed at start (``clean_temp_files``).
-Nothing here touches a library root.
+Nothing here touches a library root. A copy of an Immich album goes to the
+public Immich user instead (``connectors/immich/target.py``); its output's
+``public_path`` is ``immich:<asset id>``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from pathlib import Path, PurePosixPath
 
 from .errors import OutputError
 from .atomic import TEMP_PATTERN, write_atomic
+
+
+IMMICH = "immich:"  # an output's public_path on the public Immich user: immich:<asset id>
+
+
+def immich_asset(public_path: str) -> str | None:
+    """The asset id of a copy on the public Immich user (``immich:<id>``); None for a file of the public root."""
+    return public_path.removeprefix(IMMICH) if public_path.startswith(IMMICH) else None
 
 
 def public_path(public_root: Path, album: str, relative: str, suffix: str | None = None) -> Path:

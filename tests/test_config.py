@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from anon_plugin.config import (KEYS, NOT_SETTINGS, AdminSettings, InferenceSettings, WatchSettings, load_settings,
-                                settings_summary)
+from anon_plugin.config import (KEYS, NOT_SETTINGS, AdminSettings, ImmichSettings, InferenceSettings, WatchSettings,
+                                load_settings, settings_summary)
 from anon_plugin.errors import SettingsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +52,7 @@ def test_every_setting_has_the_expected_variable():
         "ANON_WATCH_MODE", "ANON_WATCH_STABILITY_DELAY", "ANON_WATCH_RESCAN_INTERVAL", "ANON_WATCH_IGNORE",
         "ANON_INFERENCE_DEVICE", "ANON_INFERENCE_MAX_BATCH", "ANON_INFERENCE_WORKERS", "ANON_INFERENCE_THREADS",
         "ANON_ADMIN_BIND", "ANON_ADMIN_SECURE_COOKIES",
+        "ANON_IMMICH_URL", "ANON_IMMICH_SOURCE_KEY_FILE", "ANON_IMMICH_PUBLIC_KEY_FILE", "ANON_IMMICH_POLL_INTERVAL",
     ]
 
 
@@ -182,7 +183,8 @@ def test_not_valid_toml_gives_the_line(site: Path):
 def test_unknown_top_level_key_lists_the_known(site: Path):
     path = minimal(site, "data_dri = 1\n")
     assert error(path) == (f"{path}: unknown key 'data_dri' (did you mean 'data_dir'?); known: data_dir, "
-                           "library_roots, public_root, database_url, share_new_albums, [watch], [inference], [admin]")
+                           "library_roots, public_root, database_url, share_new_albums, [watch], [inference], [admin], "
+                           "[immich]")
 
 
 def test_section_key_at_the_top_level_says_where_it_belongs(site: Path):
@@ -357,8 +359,12 @@ def test_example_file_has_every_key_at_its_default():
     text = EXAMPLE.read_text()
     document = tomllib.loads(text)
     sections = {"watch": WatchSettings(), "inference": InferenceSettings(threads=1), "admin": AdminSettings()}
-    assert set(sections) == {k.section for k in KEYS} - {None}
+    optional = {"immich"}  # shown commented out, with example values
+    assert set(sections) | optional == {k.section for k in KEYS} - {None}
     for key in KEYS:
+        if key.section in optional:
+            assert re.search(rf"^# \[{key.section}\]$", text, re.M) and re.search(rf"^# {key.name} = ", text, re.M)
+            continue
         if key.label == "[inference] threads":  # its default depends on the machine: shown commented out
             assert re.search(r"^# threads = ", text, re.M)
             continue
@@ -384,3 +390,57 @@ def test_docs_name_every_setting_and_variable():
     text = SETTINGS_DOC.read_text()
     for key in KEYS:
         assert f"`{key.env}`" in text and f"`{key.name}`" in text, key.label
+
+
+# ---- [immich]: optional ----
+
+def key_file(folder: Path, name: str, mode: int = 0o600) -> Path:
+    path = folder / name
+    path.write_text("an-api-key\n")
+    path.chmod(mode)
+    return path
+
+
+def immich(site: Path, **keys: str) -> str:
+    given = {"url": "http://immich:2283/", "source_key_file": "source.key", "public_key_file": "public.key", **keys}
+    return "[immich]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in given.items() if v)
+
+
+def test_without_an_immich_section_there_is_no_immich(site: Path):
+    settings = load_settings(minimal(site), environ={})
+    assert settings.immich is None and settings_summary(settings)["immich"] is None
+
+
+def test_an_immich_section(site: Path):
+    key_file(site, "source.key"), key_file(site, "public.key", 0o400)
+    settings = load_settings(minimal(site, immich(site)), environ={})
+    assert settings.immich == ImmichSettings(url="http://immich:2283", source_key_file=(site / "source.key").resolve(),
+                                             public_key_file=(site / "public.key").resolve(), poll_interval=60.0)
+    assert "an-api-key" not in str(settings_summary(settings))
+    environ = {"ANON_IMMICH_URL": "https://photos.example.org", "ANON_IMMICH_POLL_INTERVAL": "5"}
+    settings = load_settings(minimal(site, immich(site)), environ=environ)
+    assert settings.immich is not None and settings.immich.url == "https://photos.example.org"
+    assert settings.immich.poll_interval == 5.0
+
+
+def test_an_immich_section_needs_its_url_and_both_key_files(site: Path):
+    key_file(site, "source.key"), key_file(site, "public.key")
+    path = minimal(site, immich(site, url=""))
+    assert error(path) == f"{path}: [immich] url: must be set when the [immich] section is given"
+    path = minimal(site, immich(site, public_key_file=""))
+    assert error(path) == f"{path}: [immich] public_key_file: must be set when the [immich] section is given"
+    assert error(None, ANON_IMMICH_POLL_INTERVAL="30") == (
+        "ANON_IMMICH_URL: must be set when the [immich] section is given")
+    path = minimal(site, immich(site, url="immich:2283"))
+    assert error(path) == (f"{path}: [immich] url: must be an http:// or https:// URL such as http://immich:2283, "
+                           "got 'immich:2283'")
+
+
+def test_an_immich_key_file_readable_by_others_is_refused(site: Path):
+    key_file(site, "source.key", 0o644), key_file(site, "public.key")
+    path = minimal(site, immich(site))
+    assert error(path) == (f"{path}: [immich] source_key_file: {(site / 'source.key').resolve()}: mode 0644, "
+                           f"readable by others than its owner; run chmod 600 {(site / 'source.key').resolve()}")
+    assert "an-api-key" not in error(path)
+    (site / "source.key").chmod(0o600)
+    assert "public_key_file: " in error(minimal(site, immich(site, public_key_file="missing.key")))

@@ -17,7 +17,7 @@ def test_defaults_are_the_safest_natural_policy():
         "enabled": True, "method": "generate", "strength": "medium", "threshold": None, "recognizer": "sface",
         "verify": True, "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same",
         "jpeg_quality": 90,
-        "after_publish": None, "after_publish_timeout": 60.0,
+        "after_publish": None, "after_publish_timeout": 60.0, "allow_download": False,
     }
 
 
@@ -56,6 +56,7 @@ BAD = [
     ("after_publish_timeout", 0, "after_publish_timeout: must be a number of seconds > 0, got 0"),
     ("after_publish_timeout", float("inf"), "after_publish_timeout: must be a number of seconds > 0, got inf"),
     ("after_publish_timeout", "60", "after_publish_timeout: must be a number of seconds > 0, got '60'"),
+    ("allow_download", "yes", "allow_download: must be true or false, got 'yes'"),
 ]
 
 

@@ -14,6 +14,7 @@ import click
 from . import database, settings, store
 
 T = TypeVar("T")
+MISSING = {"folder": "folder missing", "immich": "gone from Immich"}  # what a listed album that is not there lacks
 
 
 def _sync(ctx: click.Context, session) -> None:
@@ -41,10 +42,11 @@ def albums_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per album, as a list.")
 @click.pass_context
 def list_albums(ctx: click.Context, as_json: bool) -> None:
-    """Every album with its sharing, policy version and photo counts.
+    """Every album, folder or Immich (its source), with its sharing, policy version and photo counts.
 
     A shared album also counts the files it does not publish (videos, other files that are not photos,
-    links and folders that cannot be read); --json lists them, each with its reason. System and sync
+    links and folders that cannot be read; an Immich album's videos, as the daemon's last poll found them);
+    --json lists them, each with its reason. System and sync
     clutter (.DS_Store, @eaDir, hidden files) and the [watch] ignore patterns are left out.
     """
     from .. import albums
@@ -57,12 +59,12 @@ def list_albums(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
-    click.echo(f"{'album':24} {'shared':6} {'policy':6} {'photos':>6} {'published':>9} {'failed':>6} "
+    click.echo(f"{'album':24} {'source':6} {'shared':6} {'policy':6} {'photos':>6} {'published':>9} {'failed':>6} "
                f"{'held':>5} {'pending':>7}")
     for r in rows:
-        click.echo(f"{r.name:24} {'yes' if r.shared else 'no':6} {r.policy_version or '-'!s:6} {r.photos:>6} "
-                   f"{r.published:>9} {r.failed:>6} {r.held:>5} {r.pending:>7}"
-                   + ("  (folder missing: its copies stay until it is back or unshared)" if r.missing else "")
+        click.echo(f"{r.name:24} {r.source:6} {'yes' if r.shared else 'no':6} {r.policy_version or '-'!s:6} "
+                   f"{r.photos:>6} {r.published:>9} {r.failed:>6} {r.held:>5} {r.pending:>7}"
+                   + (f"  ({MISSING[r.source]}: its copies stay until it is back or unshared)" if r.missing else "")
                    + (f"  ({len(r.not_published)} file(s) not published: --json lists them with the reason)"
                       if r.not_published else ""))
 
@@ -83,7 +85,7 @@ def share(ctx: click.Context, name: str) -> None:
             album = albums.find(session, name)
             album_id, folder = album.id, album.name
         progress = functools.partial(_progress, f"queueing {folder}")
-        queued = albums.share_folder(engine, album_id, path_filter, by=None, progress=progress)
+        queued = albums.share_album(engine, album_id, path_filter, by=None, progress=progress)
     click.echo(f"anon-plugin: album {name} shared; {queued} photo(s) queued", err=True)
 
 
@@ -99,9 +101,9 @@ def unshare(ctx: click.Context, name: str, yes: bool) -> None:
         with store(ctx) as session:
             count = albums.copies(session, albums.find(session, name, missing_ok=True))
         click.confirm(f"Remove the {count} public copies of {name}?", abort=True, err=True)
-    with store(ctx) as session:
+    with albums.immich_public(settings(ctx).immich) as public, store(ctx) as session:
         album = albums.find(session, name, missing_ok=True)
-        removed = albums.unshare(session, album, settings(ctx).public_root, by=None)
+        removed = albums.unshare(session, album, settings(ctx).public_root, by=None, immich=public)
     click.echo(f"anon-plugin: album {name} unshared; {removed} public copies removed", err=True)
 
 

@@ -131,7 +131,7 @@ def demo_command(ctx: click.Context, folder: Path, keep_running: bool, log_forma
     with session_scope(service.engine) as session:
         albums.sync(session, [(library, "family")], share_new=False)
         album_id = albums.find(session, "family").id
-    albums.share_folder(service.engine, album_id, PathFilter(s.watch.ignore), by="demo")
+    albums.share_album(service.engine, album_id, PathFilter(s.watch.ignore), by="demo")
     service.start()
     try:
         while True:

@@ -1,4 +1,5 @@
-"""The daemon: the watcher, the rescans and the workers wired to one store.
+"""The daemon: the watcher, the rescans, the Immich poller (with an [immich] section) and the workers wired
+to one store.
 
 The watcher only produces work (``Change``s on its own thread); this module
 turns each one into store updates and queued jobs, in a short transaction;
@@ -16,6 +17,7 @@ import os
 import threading
 import time
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -34,6 +36,9 @@ from ..store.tables import Album, Photo
 from ..library.ignore import PathFilter
 from ..library.walk import PhotoFile, WalkProblem, albums as album_folders, scan_album
 from .watcher import Change, Watcher
+
+if TYPE_CHECKING:
+    from ..connectors.immich.watch import Poller
 
 log = logging.getLogger("anon_plugin.daemon")
 
@@ -74,8 +79,10 @@ class Service:
         self.wake = threading.Event()  # set when a job is queued: an idle worker claims it at once
         self.watcher = Watcher.from_settings(settings, sink=self.handle)
         self.workers = [Worker(self.engine, self.public_root, f"{os.uname().nodename}:{os.getpid()}:{i}",
-                               self.device, settings.inference.max_batch)
+                               self.device, settings.inference.max_batch, immich=settings.immich,
+                               data_dir=settings.data_dir)
                         for i in range(settings.inference.workers)]
+        self.immich = self._poller()  # None without an [immich] section
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()  # the watcher's changes and the rescans take turns
 
@@ -100,13 +107,25 @@ class Service:
         self._threads = [threading.Thread(target=w.run, args=(self.stopping, self.wake), name=w.name)
                          for w in self.workers]
         self._threads.append(threading.Thread(target=self._rescans, name="rescan", daemon=True))
+        if self.immich is not None:  # joined by stop, as the workers
+            self._threads.append(threading.Thread(target=self.immich.run, args=(self.stopping,), name="immich"))
         for thread in self._threads:
             thread.start()
         log.info("watching %s; publishing to %s on %s with %d worker(s)",
                  ", ".join(map(str, self.settings.library_roots)), self.public_root, self.device, len(self.workers))
+        if self.immich is not None:
+            log.info("polling the Immich albums of %s every %.0f s", self.immich.client.url, self.immich.interval)
+
+    def _poller(self) -> Poller | None:
+        """The Immich poller, its source client built once from the settings."""
+        if self.settings.immich is None:
+            return None
+        from ..connectors.immich.watch import Poller  # httpx is imported only when Immich is set up
+
+        return Poller.from_settings(self.settings.immich, self.engine, self.stopping, queued=self.wake.set)
 
     def stop(self, timeout: float = 300.0) -> None:
-        """Stop claiming work; each worker finishes the batch in hand; the watcher stops."""
+        """Stop claiming work; each worker finishes the batch in hand; the watcher and the Immich poller stop."""
         self.stopping.set()
         self.wake.set()
         self.watcher.stop()
@@ -135,7 +154,8 @@ class Service:
                 for name in albums.sync(session, folders, self.settings.share_new_albums):
                     log.info("new album %s", name)
                 present = [(a.id, Path(a.root), a.name)
-                           for a in session.scalars(sa.select(Album).where(Album.removed_at.is_(None)))]
+                           for a in session.scalars(sa.select(Album).where(Album.removed_at.is_(None),
+                                                                           Album.source == "folder"))]
             for album_id, root, name in present:
                 problems: list[WalkProblem] = []
                 found = list(scan_album(root, name, self.filter, problems=problems))

@@ -9,25 +9,33 @@ covered, or its photo held back, as the album's policy says; never published
 visible. Each face's row keeps the steps it went through and its final scores.
 An original deleted, or its album unshared, while it was rendered is never
 published: the record's transaction sees it and takes the copy back.
+
+A photo of an Immich album is read from Immich (its original downloaded to a
+temporary file, removed once read) and its copy goes to the public Immich
+user (``connectors/immich/target.py``); the rendering is the same. Where a
+copy goes is chosen in one place, ``_write``, by the album's source.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from .. import __version__, publish
-from ..errors import InputError, OutputError, UnreadableError
-from ..imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, Picture, encode, read_picture
+from ..errors import ImmichError, InputError, OutputError, UnreadableError
+from ..imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, Encoded, Picture, encode, read_picture
 from ..inference import batch, registry
 from ..inference.records import Result
 from ..metadata import MODES
@@ -37,10 +45,16 @@ from ..store.db import session_scope
 from ..store.tables import Album, Face, Output, Photo
 from . import queue
 
+if TYPE_CHECKING:
+    from ..config import ImmichSettings
+    from ..connectors.immich.client import ImmichClient
+
 log = logging.getLogger("anon_plugin.worker")
 IDLE_WAIT = (0.2, 2.0)  # seconds between empty claims: from the first to the longest
 ERROR_WAIT = 5.0  # seconds before claiming again after the store failed (locked past busy_timeout, unreachable)
 PAUSED = "waiting: publishing is off in the album's policy"
+NO_IMMICH = "a photo of an Immich album, but the settings have no [immich] section"
+SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "HEIF": ".heic"}
 
 
 @dataclass(frozen=True)
@@ -50,13 +64,15 @@ class InForce:
     source_sha256: str
     policy_version_id: int
     status: str  # "published" or "held"
-    public_path: Path
+    public_path: str
     reason: str | None  # why it was held
 
     def covers(self, picture: Picture, policy_version_id: int) -> bool:
-        """Does it stand for this content under this policy version (a published copy still on disk)?"""
+        """Does it stand for this content under this policy version (a published copy still on disk, or on the
+        public Immich user as far as the store knows)?"""
         return ((self.source_sha256, self.policy_version_id) == (picture.sha256, policy_version_id)
-                and (self.status == "held" or self.public_path.is_file()))
+                and (self.status == "held" or publish.immich_asset(self.public_path) is not None
+                     or Path(self.public_path).is_file()))
 
 
 @dataclass(frozen=True)
@@ -66,12 +82,13 @@ class Task:
     job: queue.Claimed
     album_id: int
     album: str
-    source: Path  # the original
-    relative: str
+    source: Path  # the original (of a folder album)
+    relative: str  # its path in the album, or its Immich asset id
     policy_version_id: int
     policy: Policy
     in_force: InForce | None
-    seen_as: tuple[int, float]  # the original's size and mtime when the job was claimed
+    seen_as: tuple[int | None, float | None, str | None]  # the original's size, mtime and checksum when claimed
+    immich: bool = False  # a photo of an Immich album: read from Immich, published to the public user
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,7 @@ class Rendered:
 
     picture: Picture  # the original, as read
     result: Result
-    target: Path  # its public copy's path (where it would be, when held back)
+    target: str  # its public copy's path (where it would be, when held back), or immich:<asset id>
     public_sha256: str | None  # of the copy written; None when held back
     removed: tuple[str, ...]  # metadata left out of the copy
     notes: tuple[str, ...]  # what the copy could not keep, the faces covered, why it was held back
@@ -117,9 +134,22 @@ class Worker:
     """Runs publish jobs; models load once per process, at the first batch."""
 
     def __init__(self, engine: Engine, public_root: Path, name: str, device: str = "cpu", max_batch: int = 8,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, immich: ImmichSettings | None = None,
+                 data_dir: Path | None = None):
         self.engine, self.public_root, self.name = engine, public_root, name
         self.device, self.max_batch, self.max_pixels = device, max_batch, max_pixels
+        self.immich, self.data_dir = immich, data_dir  # data_dir: where originals from Immich are downloaded
+        self._clients: tuple[ImmichClient, ImmichClient] | None = None
+
+    def _immich(self) -> tuple[ImmichClient, ImmichClient]:
+        """The source and public Immich clients, built at the first Immich photo."""
+        if self._clients is None:
+            if self.immich is None:
+                raise ImmichError(NO_IMMICH)
+            from ..connectors.immich.client import connect
+
+            self._clients = connect(self.immich)
+        return self._clients
 
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         """Work until ``stop`` is set; the batch in hand is finished first. When idle, wait
@@ -160,9 +190,12 @@ class Worker:
         work: list[tuple[Task, Picture]] = []
         for task in tasks:
             try:
-                picture = read_picture(task.source, self.max_pixels)
+                picture = self._read(task)
             except InputError as exc:  # a file that cannot be read now (a share down) is tried again
                 self._failed(task, str(exc), permanent=not isinstance(exc, UnreadableError))
+                continue
+            except ImmichError as exc:  # Immich down or refusing: tried again after the backoff
+                self._failed(task, str(exc), permanent=str(exc) == NO_IMMICH)
                 continue
             if task.in_force is not None and task.in_force.covers(picture, task.policy_version_id):
                 self._unchanged(task, task.in_force, picture.sha256)
@@ -185,6 +218,8 @@ class Worker:
             if self._publish(task, picture, result, seconds):
                 published[task.album] = task
         for task in published.values():
+            if task.immich:
+                self._share(task)
             self._after_publish(task)
 
     def _tasks(self, claimed: list[queue.Claimed]) -> list[Task]:
@@ -206,11 +241,38 @@ class Worker:
                 version_id = queries.policy_version_id(session, album.id, version)
                 copy = next(iter(queries.live_outputs(session, photo.id)), None)
                 in_force = None if copy is None else InForce(
-                    copy.source_sha256, copy.policy_version_id, copy.status, Path(copy.public_path),
+                    copy.source_sha256, copy.policy_version_id, copy.status, copy.public_path,
                     copy.notes[-1] if copy.status == "held" and copy.notes else None)
                 tasks.append(Task(job, album.id, album.name, Path(album.root) / album.name / photo.relative_path,
-                                  photo.relative_path, version_id, policy, in_force, (photo.size, photo.mtime)))
+                                  photo.relative_path, version_id, policy, in_force,
+                                  (photo.size, photo.mtime, photo.checksum), immich=album.source == "immich"))
         return tasks
+
+    def _read(self, task: Task) -> Picture:
+        """The original: the file of a folder album, or an Immich asset downloaded to a temporary file."""
+        if not task.immich:
+            return read_picture(task.source, self.max_pixels)
+        source, _ = self._immich()
+        with tempfile.TemporaryDirectory(dir=self.data_dir, prefix=".immich-") as folder:
+            original = Path(folder) / "original"
+            source.download(task.relative, original)
+            return read_picture(original, self.max_pixels)
+
+    def _write(self, task: Task, target: str, encoded: Encoded) -> tuple[str, str]:
+        """Publish the encoded copy where the album's source says: the file ``target`` of the public root, or an
+        asset of the album's mirror album on the public Immich user. Returns its public path and sha256."""
+        if not task.immich:
+            return target, publish.publish(Path(target), encoded.data)
+        from ..connectors.immich import target as immich_target
+
+        _, public = self._immich()
+        with session_scope(self.engine) as session:  # made once, under the album's lock
+            mirror_id = immich_target.mirror(public, session.get_one(Album, task.album_id, with_for_update=True))
+        with tempfile.TemporaryDirectory(dir=self.data_dir, prefix=".immich-") as folder:
+            rendered = Path(folder) / f"copy{SUFFIXES.get(encoded.format, '')}"
+            rendered.write_bytes(encoded.data)
+            published = immich_target.publish(public, mirror_id, rendered)
+        return published.public_path, hashlib.sha256(encoded.data).hexdigest()
 
     def _unchanged(self, task: Task, in_force: InForce, sha256: str) -> None:
         """The file was touched, not changed: the photo is again what its output in force says."""
@@ -232,9 +294,10 @@ class Worker:
         covered = [f for f in result.faces if f.covered]
         hold = bool(covered) and policy.on_face_failure == "hold"
         suffix = ".jpg" if policy.output_format == "jpeg" and picture.format != "JPEG" else None
-        target = publish.public_path(self.public_root, task.album, task.relative, suffix)
-        if taken_by := self._copy_of_another(task, target):  # x.png and x.jpg, both published as x.jpg
-            self._failed(task, f"its public copy {target.name} is that of {taken_by} already", permanent=True)
+        target = (publish.IMMICH if task.immich  # its asset id comes with the upload
+                  else str(publish.public_path(self.public_root, task.album, task.relative, suffix)))
+        if not task.immich and (taken_by := self._copy_of_another(task, target)):  # x.png and x.jpg, both x.jpg
+            self._failed(task, f"its public copy {Path(target).name} is that of {taken_by} already", permanent=True)
             return False
         removed, notes, public_sha = [], list(picture.notes), None
         if hold:
@@ -245,8 +308,8 @@ class Worker:
             try:
                 encoded = encode(picture, result.image, metadata, output_format=output_format,
                                  jpeg_quality=policy.jpeg_quality)
-                public_sha = publish.publish(target, encoded.data)
-            except OutputError as exc:
+                target, public_sha = self._write(task, target, encoded)
+            except (OutputError, ImmichError) as exc:  # tried again after the backoff
                 self._failed(task, str(exc))
                 return False
             removed, notes = list(encoded.removed), list(encoded.notes)
@@ -266,14 +329,14 @@ class Worker:
         if hold:
             log.warning("%s/%s: held back: %s", task.album, task.relative, notes[-1])
         else:
-            log.info("%s/%s: published %s (%d faces, %d covered, %.2f s)", task.album, task.relative, target,
+            log.info("%s/%s: published %s (%d faces, %d covered, %.2f s)", task.album, task.relative, rendered.target,
                      len(result.faces), len(covered), seconds)
         return not hold
 
-    def _copy_of_another(self, task: Task, target: Path) -> str | None:
+    def _copy_of_another(self, task: Task, target: str) -> str | None:
         """The original of another photo whose public copy in force is at ``target``, if any."""
         with session_scope(self.engine, read_only=True) as session:
-            other = queries.live_output_at(session, str(target))
+            other = queries.live_output_at(session, target)
             if other is None or other.photo_id == task.job.photo_id:
                 return None
             return session.get_one(Photo, other.photo_id).relative_path
@@ -283,7 +346,9 @@ class Worker:
 
         When the original was deleted or its album unshared while it was rendered, the copy just
         written is taken back and nothing is recorded but the job's end: returns which of the two.
-        When the original was moved, the copy moves with it.
+        When the original was moved, the copy moves with it. A copy on the public Immich user is
+        recorded even then, owed a withdrawal, and deleted here with the copies it supersedes
+        (``target.withdraw``; what Immich refuses stays owed to the next poll).
         """
         policy, picture, target, hold = task.policy, rendered.picture, rendered.target, rendered.held
         with session_scope(self.engine) as session:
@@ -294,20 +359,21 @@ class Worker:
             album = session.get_one(Album, task.album_id, with_for_update=True)
             photo = session.get_one(Photo, task.job.photo_id, with_for_update=True)
             gone = "original deleted" if photo.state == "removed" else None if album.shared else "album unshared"
-            if gone:
-                if rendered.public_sha256 is not None and queries.live_output_at(session, str(target)) is None:
-                    publish.remove(target, self.public_root)
+            if gone and not task.immich:
+                if rendered.public_sha256 is not None and queries.live_output_at(session, target) is None:
+                    publish.remove(Path(target), self.public_root)
                 return gone
             if photo.relative_path != task.relative:  # moved while it was rendered: its copy follows it
-                moved_to = publish.public_path(self.public_root, task.album, photo.relative_path, target.suffix)
+                moved_to = publish.public_path(self.public_root, task.album, photo.relative_path,
+                                               Path(target).suffix)
                 if rendered.public_sha256 is not None:
-                    publish.move(target, moved_to, self.public_root)
+                    publish.move(Path(target), moved_to, self.public_root)
                 log.info("%s/%s: moved to %s while it was rendered; its copy follows", task.album, task.relative,
                          photo.relative_path)
-                target = moved_to
+                target = str(moved_to)
             models = batch.models_for(engine_config(policy, picture.sha256))
             output = Output(
-                photo_id=task.job.photo_id, source_sha256=picture.sha256, public_path=str(target),
+                photo_id=task.job.photo_id, source_sha256=picture.sha256, public_path=target,
                 public_sha256=rendered.public_sha256, policy_version_id=task.policy_version_id,
                 engine_version=__version__, model_sha256s={n: registry.spec(n).sha256 for n in models},
                 device=self.device, seconds=round(rendered.seconds, 4), removed_tags=list(rendered.removed),
@@ -316,21 +382,50 @@ class Worker:
             session.add(output)
             session.flush()
             session.add_all(_faces(output.id, rendered.result))
+            if gone:  # an Immich copy: owed a withdrawal now, deleted below
+                self._withdraw(session, task)
+                return gone
             for old in queries.live_outputs(session, task.job.photo_id):
                 if old.id != output.id:
-                    old.status, old.superseded_by = "superseded", output.id
-                    if old.public_path != str(target) or hold:
+                    old.superseded_by = output.id
+                    if old.status == "published" and publish.immich_asset(old.public_path):
+                        continue  # superseded once deleted from the public Immich user, below
+                    old.status = "superseded"
+                    if old.public_path != target or hold:
                         publish.remove(Path(old.public_path), self.public_root)
             latest = queries.latest_policy_version(session, album.id)
             assert latest is not None, "the task's policy version is one of the album's"
-            stale = ("the original changed" if (photo.size, photo.mtime) != task.seen_as else
+            stale = ("the original changed" if (photo.size, photo.mtime, photo.checksum) != task.seen_as else
                      "the album's policy changed" if latest.id != task.policy_version_id else None)
-            photo.sha256, photo.size = picture.sha256, picture.size
+            photo.sha256 = picture.sha256
+            if not task.immich:  # an Immich photo's change is told by its checksum
+                photo.size = picture.size
             photo.state, photo.reason = ("held", rendered.notes[-1]) if hold else ("published", None)
             if stale:  # its share or republish found this job running and queued nothing: queued now
                 queue.enqueue(session, photo.id)
                 log.info("%s/%s: %s while it was rendered; queued again", task.album, task.relative, stale)
+            if task.immich:
+                self._withdraw(session, task)
         return None
+
+    def _withdraw(self, session: Session, task: Task) -> None:
+        """Delete the album's Immich copies owed a withdrawal (see ``target.withdraw``)."""
+        from ..connectors.immich import target as immich_target
+
+        session.flush()
+        immich_target.withdraw(session, self._immich()[1], task.album_id)
+
+    def _share(self, task: Task) -> None:
+        """The mirror album's one shared link, made or set again as the policy says (never showing metadata)."""
+        from ..connectors.immich import target as immich_target
+
+        try:
+            with session_scope(self.engine) as session:
+                album = session.get_one(Album, task.album_id, with_for_update=True)
+                if album.shared and album.mirror_album_id is not None:
+                    immich_target.share(self._immich()[1], album, task.policy.allow_download)
+        except ImmichError as exc:  # the next batch of the album tries again
+            log.warning("%s: its shared link not made or set: %s", task.album, exc)
 
     def _after_publish(self, task: Task) -> None:
         """The album's after-publish command (e.g. the gallery's rescan); its failure never blocks publishing."""

@@ -66,9 +66,11 @@ def photo_at(session: Session, album_id: int, path: str) -> Photo | None:
 
 
 def live_outputs(session: Session, photo_id: int) -> list[Output]:
-    """The photo's outputs that are still in force: its public copy, or the copy held back."""
+    """The photo's outputs that are still in force: its public copy, or the copy held back (not an Immich copy
+    superseded, still ``published`` until its deletion goes through)."""
     return list(session.scalars(
-        sa.select(Output).where(Output.photo_id == photo_id, Output.status.in_(("published", "held")))
+        sa.select(Output).where(Output.photo_id == photo_id, Output.status.in_(("published", "held")),
+                                Output.superseded_by.is_(None))  # a superseded Immich copy not yet deleted
     ))
 
 

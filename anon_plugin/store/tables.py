@@ -39,6 +39,7 @@ NAMING_CONVENTION = {
 PHOTO_STATES = ("pending", "published", "held", "failed", "removed")
 JOB_STATES = ("queued", "running", "done", "failed")
 OUTPUT_STATUSES = ("published", "held", "removed", "superseded")
+ALBUM_SOURCES = ("folder", "immich")
 
 
 def utcnow() -> dt.datetime:
@@ -85,12 +86,26 @@ class Base(DeclarativeBase):
 
 
 class Album(Base):
-    """A first-level folder of a library root; ``shared`` albums get public copies."""
+    """An album, from a ``source``: a first-level folder of a library root (``root``), or an Immich album
+    (``external_id`` its id, ``root`` its address in Immich, ``name`` its name there). ``shared`` albums get
+    public copies. ``external_version``: what the source said of the album when its assets were last read
+    (an Immich album's asset count and times), so that polling skips an unchanged one. ``not_published``: what
+    the last reading of an Immich album found that gets no public copy (videos), as a list of ``{"path": asset
+    id, "reason": ...}``; None for folder albums (their folder is walked when asked). ``mirror_album_id`` and
+    ``mirror_link_id``: an Immich album's album on the public Immich user, where its copies go, and that album's
+    one shared link (None until its first copy, the link None again once unshared)."""
 
     __tablename__ = "albums"
-    __table_args__ = (sa.UniqueConstraint("root", "name"),)
+    __table_args__ = (sa.UniqueConstraint("root", "name"), sa.UniqueConstraint("source", "external_id"),
+                      one_of("source", ALBUM_SOURCES))
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(16), default="folder", server_default="folder")
+    external_id: Mapped[str | None] = mapped_column(sa.Text)
+    external_version: Mapped[str | None] = mapped_column(sa.Text)
+    not_published: Mapped[list[dict[str, str]] | None] = mapped_column(sa.JSON)
+    mirror_album_id: Mapped[str | None] = mapped_column(sa.Text)
+    mirror_link_id: Mapped[str | None] = mapped_column(sa.Text)
     root: Mapped[str] = mapped_column(sa.Text)
     name: Mapped[str] = mapped_column(sa.Text)
     shared: Mapped[bool] = mapped_column(default=False)
@@ -115,7 +130,9 @@ class PolicyVersion(Base):
 
 
 class Photo(Base):
-    """An original in a library (never written by us) and where it stands."""
+    """An original (never written by us) and where it stands. In a folder album ``relative_path`` is its
+    path in the folder, ``size`` and ``mtime`` tell a change; in an Immich album ``relative_path`` is the
+    asset's id and ``checksum`` (Immich's SHA-1, base64) tells a change, ``size`` and ``mtime`` are None."""
 
     __tablename__ = "photos"
     __table_args__ = (sa.UniqueConstraint("album_id", "relative_path"), one_of("state", PHOTO_STATES))
@@ -124,8 +141,9 @@ class Photo(Base):
     album_id: Mapped[int] = mapped_column(sa.ForeignKey("albums.id"))
     relative_path: Mapped[str] = mapped_column(sa.Text)
     sha256: Mapped[str | None] = mapped_column(sa.String(64), index=True)  # set when a worker reads it
-    size: Mapped[int] = mapped_column(sa.BigInteger)
-    mtime: Mapped[float]
+    checksum: Mapped[str | None] = mapped_column(sa.String(64))
+    size: Mapped[int | None] = mapped_column(sa.BigInteger)
+    mtime: Mapped[float | None]
     state: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
     reason: Mapped[str | None] = mapped_column(sa.Text)
     first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)

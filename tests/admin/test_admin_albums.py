@@ -109,9 +109,11 @@ def _form(html: str) -> dict[str, str]:
         chosen = re.search(r'<option selected value="([^"]*)"', body) or re.search(r'<option value="([^"]*)"', body)
         if chosen:
             values[name] = unescape(chosen.group(1))
-    values.pop("enabled", None), values.pop("preview", None), values.pop("save", None)
-    if re.search(r'<input checked[^>]*name="enabled"', html):
-        values["enabled"] = "y"
+    values.pop("preview", None), values.pop("save", None)
+    for box in re.findall(r'<input [^>]*?name="(\w+)"[^>]*?type="checkbox"', html):  # sent only when checked
+        values.pop(box, None)
+        if re.search(rf'<input checked[^>]*name="{box}"', html):
+            values[box] = "y"
     return values
 
 

@@ -14,7 +14,7 @@ from click.testing import Result
 from anon_plugin.store.tables import Album, Job, Output, Photo
 
 ONE_FACE, SMALL = "000486.jpg", "003817.jpg"  # wild photos with one face each
-HEADER = (f"{'album':24} {'shared':6} {'policy':6} {'photos':>6} {'published':>9} {'failed':>6} "
+HEADER = (f"{'album':24} {'source':6} {'shared':6} {'policy':6} {'photos':>6} {'published':>9} {'failed':>6} "
           f"{'held':>5} {'pending':>7}")
 
 
@@ -65,11 +65,11 @@ def test_list_shows_every_album_before_and_after_sharing(site):
     assert before.exit_code == 0, before.stderr
     assert before.stdout.splitlines() == [
         HEADER,
-        f"{'family':24} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}",
-        f"{'trips':24} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}",
+        f"{'family':24} {'folder':6} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}",
+        f"{'trips':24} {'folder':6} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}",
     ]
     unshared = {"shared": False, "policy_version": None, "photos": 0, "published": 0, "failed": 0, "held": 0,
-                "pending": 0, "missing": False, "not_published": []}
+                "pending": 0, "missing": False, "source": "folder", "not_published": []}
     assert site.listed() == {f"{root}/family": {"name": "family", **unshared},
                              f"{root}/trips": {"name": "trips", **unshared}}
 
@@ -82,12 +82,12 @@ def test_list_shows_every_album_before_and_after_sharing(site):
     after = site.cli("albums", "list")
     assert after.stdout.splitlines() == [
         HEADER,
-        f"{'family':24} {'yes':6} {'1':6} {3:>6} {0:>9} {0:>6} {0:>5} {3:>7}",
-        f"{'trips':24} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}",
+        f"{'family':24} {'folder':6} {'yes':6} {'1':6} {3:>6} {0:>9} {0:>6} {0:>5} {3:>7}",
+        f"{'trips':24} {'folder':6} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}",
     ]
     assert site.listed() == {
         f"{root}/family": {"name": "family", "shared": True, "policy_version": 1, "photos": 3, "published": 0,
-                           "failed": 0, "held": 0, "pending": 3, "missing": False,
+                           "failed": 0, "held": 0, "pending": 3, "missing": False, "source": "folder",
                            "not_published": []},
         f"{root}/trips": {"name": "trips", **unshared},
     }
@@ -104,7 +104,7 @@ def test_sharing_again_queues_nothing_new(site):
     site.drain()
     assert site.listed()[f"{site.roots[0]}/family"] == {
         "name": "family", "shared": True, "policy_version": 1, "photos": 3, "published": 2, "failed": 1,
-        "held": 0, "pending": 0, "missing": False, "not_published": []}
+        "held": 0, "pending": 0, "missing": False, "source": "folder", "not_published": []}
     done = site.jobs()
     # Published (or failed for good) and unchanged: sharing once more queues nothing at all.
     once_more = site.cli("albums", "share", "family")
@@ -131,9 +131,9 @@ def test_a_shared_album_lists_the_files_it_does_not_publish_with_the_reason(site
     assert listed[f"{site.roots[0]}/family"]["photos"] == 3
     assert listed[f"{site.roots[0]}/trips"]["not_published"] == []
     text = site.cli("albums", "list").stdout.splitlines()
-    assert text[1] == (f"{'family':24} {'yes':6} {'1':6} {3:>6} {0:>9} {0:>6} {0:>5} {3:>7}"
+    assert text[1] == (f"{'family':24} {'folder':6} {'yes':6} {'1':6} {3:>6} {0:>9} {0:>6} {0:>5} {3:>7}"
                        "  (3 file(s) not published: --json lists them with the reason)")
-    assert text[2] == f"{'trips':24} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}"
+    assert text[2] == f"{'trips':24} {'folder':6} {'no':6} {'-':6} {0:>6} {0:>9} {0:>6} {0:>5} {0:>7}"
 
 
 def test_sharing_an_unknown_album_fails_in_one_line(site):

@@ -15,9 +15,10 @@ Policy = policies.Policy
 
 DEFAULT = {"enabled": True, "method": "generate", "strength": "medium", "threshold": None, "recognizer": "sface",
            "verify": True, "metadata": "strip-identifying", "on_face_failure": "cover", "output_format": "same",
-           "jpeg_quality": 90, "after_publish": None, "after_publish_timeout": 60.0}
+           "jpeg_quality": 90, "after_publish": None, "after_publish_timeout": 60.0,
+           "allow_download": False}
 FIELDS = ("enabled, method, strength, threshold, recognizer, verify, metadata, on_face_failure, output_format, "
-          "jpeg_quality, after_publish, after_publish_timeout")
+          "jpeg_quality, after_publish, after_publish_timeout, allow_download")
 
 
 class Site(BaseSite):

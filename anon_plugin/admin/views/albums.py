@@ -62,7 +62,7 @@ def share(album_id: int) -> Response:
         flash(f"{name} is shared already.", "info")
         return redirect(url_for("albums.album", album_id=album_id))
     try:
-        queued = albums.share_folder(panel().engine, album_id, PathFilter(panel().settings.watch.ignore),
+        queued = albums.share_album(panel().engine, album_id, PathFilter(panel().settings.watch.ignore),
                                      by=user_name())
         flash(f"{name} is shared: {queued} photo(s) queued for publishing.", "ok")
     except AlbumError as exc:
@@ -82,9 +82,9 @@ def unshare(album_id: int) -> Response | str:
             return render_template("albums/unshare.html", album=row, copies=albums.copies(s, row), form=ActionForm())
     if public_root is None:
         raise AlbumError("public_root is not set, so there are no public copies to remove")
-    with writing() as s:
+    with albums.immich_public(panel().settings.immich) as public, writing() as s:
         row = found(queries.listed_album(s, album_id))
-        removed = albums.unshare(s, row, public_root, by=user_name())
+        removed = albums.unshare(s, row, public_root, by=user_name(), immich=public)
         name = row.name
     flash(f"{name} is no longer shared: {removed} public cop{'y' if removed == 1 else 'ies'} removed.", "ok")
     return redirect(url_for("albums.index"))

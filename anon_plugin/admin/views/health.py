@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import flask
 from flask import Blueprint, render_template
@@ -15,6 +16,9 @@ from ...jobs import queue
 from ...store import queries
 from ...store.tables import utcnow
 from ..state import panel, reading
+
+if TYPE_CHECKING:
+    from ...connectors.immich.watch import PollHealth
 
 bp = Blueprint("health", __name__)
 
@@ -27,6 +31,7 @@ class Daemon:
     running: bool
     workers: int
     device: str
+    immich: PollHealth | None = None  # polling Immich, when the daemon does
 
 
 def models_loaded() -> int:
@@ -40,7 +45,9 @@ def _daemon() -> Daemon:
     p = panel()
     if p.service is None:
         return Daemon(False, False, 0, p.device)
-    return Daemon(True, not p.service.stopping.is_set(), len(p.service.workers), p.service.device)
+    poller = p.service.immich
+    return Daemon(True, not p.service.stopping.is_set(), len(p.service.workers), p.service.device,
+                  poller.health() if poller is not None else None)
 
 
 @bp.route("/health")
