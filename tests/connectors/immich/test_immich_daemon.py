@@ -311,7 +311,7 @@ def test_unsharing_with_the_cli_deletes_the_copies_and_the_link_at_once(immich: 
 
 def test_unsharing_in_the_panel_deletes_the_copies_and_the_link_at_once(immich: Server, daemon: Service,
                                                                          wild_photos):
-    from test_watch import _TOKEN, PASSWORD, signed_in
+    from panel_session import PASSWORD, TOKEN, signed_in
 
     from anon_plugin.admin import accounts, create_app
 
@@ -322,7 +322,7 @@ def test_unsharing_in_the_panel_deletes_the_copies_and_the_link_at_once(immich: 
         accounts.add(session, "admin", PASSWORD)
         row_id = session.scalars(sa.select(Album.id).where(Album.external_id == album_id)).one()
     client = signed_in(create_app(daemon.settings, service=daemon).test_client())
-    token = _TOKEN.search(client.get(f"/albums/{row_id}/unshare").text)
+    token = TOKEN.search(client.get(f"/albums/{row_id}/unshare").text)
     assert token is not None
     page = client.post(f"/albums/{row_id}/unshare", data={"csrf_token": token.group(1)}, follow_redirects=True)
     assert f"Panel {RUN} is no longer shared: 2 public copies removed." in page.text

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from panel_session import PASSWORD, TOKEN, signed_in
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from fake import Served
-from flask.testing import FlaskClient
 
 from anon_plugin.config import NOT_SETTINGS, Settings, load_settings
 from anon_plugin.connectors.immich.client import ImmichClient, Retry
@@ -30,8 +30,6 @@ from anon_plugin.store.tables import Album, Job, Photo
 PHOTO = Path(__file__).resolve().parents[3] / "examples" / "astronaut.png"
 INTERVAL = 0.05  # seconds between polls
 TIMEOUT = 10.0  # generous: a passing test never waits this long
-PASSWORD = "correct horse battery staple"
-_TOKEN = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')
 
 
 @pytest.fixture
@@ -200,15 +198,6 @@ def test_albums_list_shows_an_immich_album_its_source_and_its_video_not_publishe
     assert json.loads(cli(env, "albums", "list", "--json").stdout)[0]["not_published"] == []  # not shared
 
 
-def signed_in(client: FlaskClient) -> FlaskClient:
-    page = client.get("/sign-in")
-    token = _TOKEN.search(page.text)
-    assert token is not None
-    answer = client.post("/sign-in", data={"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)})
-    assert answer.status_code == 302, answer.text
-    return client
-
-
 def test_the_panel_shows_the_immich_album_its_link_its_video_and_the_polling(immich: Served, settings: Settings,
                                                                              service: Service):
     from anon_plugin.admin import accounts, create_app
@@ -227,7 +216,7 @@ def test_the_panel_shows_the_immich_album_its_link_its_video_and_the_polling(imm
     row = re.search(r'<tr data-album="Match">(.*?)</tr>', index, re.S)
     assert row is not None and f'<a href="{album_address(immich.url, album.id)}" rel="noreferrer">Immich</a>' in \
         row.group(1) and "Share" in row.group(1)
-    token = _TOKEN.search(index)
+    token = TOKEN.search(index)
     assert token is not None
     shared = client.post(f"/albums/{album_id}/share", data={"csrf_token": token.group(1)}, follow_redirects=True)
     assert "Match is shared: 0 photo(s) queued for publishing." in shared.text
