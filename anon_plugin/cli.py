@@ -36,6 +36,8 @@ class _LazyGroup(click.Group):
                        "Print the record of an original or a public copy as JSON."),
         "serve": ("anon_plugin.commands.daemon:serve_command", "Run the daemon (and the admin panel) in one process."),
         "users": ("anon_plugin.commands.users:users_group", "Add, list or remove the admin panel's users."),
+        "worker": ("anon_plugin.commands.worker:worker_command",
+                   "Take batches of photos from the broker and publish them ([queue] backend = \"celery\")."),
         "watch": ("anon_plugin.commands.daemon:watch_command",
                   "Run the daemon: watch the library roots, publish public copies of shared albums."),
         "evaluate": ("anon_plugin.evaluate.command:evaluate_command",

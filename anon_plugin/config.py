@@ -209,6 +209,30 @@ class ImmichSettings:
     poll_interval: float = _setting(seconds(), default=60.0)  # seconds between looks at the albums
 
 
+def _broker_url() -> Rule:
+    def clean(value: object, base: Path) -> object:
+        if not isinstance(value, str) or not re.fullmatch(r"rediss?://\S+", value):
+            return BAD
+        return value
+
+    return Rule("a Redis URL such as redis://:PASSWORD@redis:6379/0", clean)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueSettings:
+    """Where publish jobs wait. ``local``: in the store, run by the daemon's own worker threads (one box, no
+    other server). ``celery``: sent through a Redis broker to ``anon-plugin worker`` processes on any number
+    of machines; the store (PostgreSQL) stays the source of truth, see docs/scaling.md."""
+
+    backend: str = _setting(choice("local", "celery"), default="local")
+    broker_url: str = _setting(_broker_url(), default="redis://localhost:6379/0")
+    lease: float = _setting(seconds(), default=120.0)  # a job's lease, renewed every quarter while it runs
+    max_attempts: int = _setting(integer(1), default=5)  # tries of a photo (its worker dying counts) before failed
+    time_limit: float = _setting(seconds(), default=1800.0)  # a batch running longer ends its worker process
+    visibility_timeout: float = _setting(seconds(), default=3600.0)  # Redis hands an unacknowledged batch again
+    resend_after: float = _setting(seconds(), default=600.0)  # a batch sent this long ago, not taken: sent again
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the plugin is told, validated. Paths are absolute and resolved.
@@ -225,6 +249,7 @@ class Settings:
     inference: InferenceSettings = _section(InferenceSettings)
     admin: AdminSettings = _section(AdminSettings)
     immich: ImmichSettings | None = _section(ImmichSettings, optional=True)  # None: no Immich
+    queue: QueueSettings = _section(QueueSettings)
     source: Path | None = None  # the settings file read, if any
 
     def resolved_device(self) -> str:
@@ -432,6 +457,21 @@ def _check_immich(immich: ImmichSettings, where: Callable[[str, str], str]) -> N
             raise SettingsError(f"{where(name, 'immich')}: {exc}") from None
 
 
+def _check_queue(settings: Settings, where: Callable[[str, str], str]) -> None:
+    """The celery backend shares the store between machines: PostgreSQL only, and a batch must end (or its
+    worker) before Redis hands it to another worker."""
+    queue = settings.queue
+    if queue.backend != "celery":
+        return
+    if not settings.database_url.startswith("postgresql"):
+        raise SettingsError(f"{where('backend', 'queue')}: the celery backend needs database_url on PostgreSQL "
+                            "(workers on other machines share the store; SQLite on a network share corrupts)")
+    if queue.time_limit >= queue.visibility_timeout:
+        raise SettingsError(f"{where('time_limit', 'queue')}: {queue.time_limit:g} s must be below "
+                            f"visibility_timeout ({queue.visibility_timeout:g} s), or Redis hands a batch still "
+                            "running to a second worker")
+
+
 def _create_folders(settings: Settings, where: Callable[[str], str]) -> None:
     """data_dir holds the database and the secret key: private (0700) when we create it."""
     try:
@@ -472,6 +512,7 @@ def load_settings(path: Path | str | None = None, environ: Mapping[str, str] | N
     _check_device(settings.inference.device, where("device", "inference"))
     if settings.immich is not None:
         _check_immich(settings.immich, where)
+    _check_queue(settings, where)
     _create_folders(settings, where)
     return settings
 
@@ -495,4 +536,5 @@ def settings_summary(settings: Settings) -> dict[str, Any]:
         target = summary if key.section is None else summary.setdefault(key.section, {})
         target[key.name] = plain(getattr(holder, key.name))
     summary["database_url"] = safe_url(settings.database_url)
+    summary["queue"]["broker_url"] = safe_url(settings.queue.broker_url)
     return summary

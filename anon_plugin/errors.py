@@ -55,6 +55,11 @@ class AlbumError(AnonPluginError):
     """An album named by the admin does not exist, is ambiguous, or cannot do what was asked."""
 
 
+class WorkerError(AnonPluginError):
+    """A celery worker cannot serve here: the queue is not the celery one, or it cannot see the library roots or
+    write the public root at the configured paths."""
+
+
 class ImmichError(AnonPluginError):
     """An Immich server refused a call or answered what we cannot use; the message names the call, never a key."""
 

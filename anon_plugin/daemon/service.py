@@ -1,5 +1,6 @@
 """The daemon: the watcher, the rescans, the Immich poller (with an [immich] section) and the workers wired
-to one store.
+to one store; with the celery backend, the dispatcher instead of the workers (``jobs/dispatch.py``): the
+``anon-plugin worker`` processes run the jobs, on this machine or others.
 
 The watcher only produces work (``Change``s on its own thread); this module
 turns each one into store updates and queued jobs, in a short transaction;
@@ -12,10 +13,10 @@ batch in hand, and returns.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
-import time
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -23,11 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from .. import albums, photos, policies, publish
+from .. import albums, photos, publish
 from ..config import Settings
-from ..inference import registry
-from ..inference.batch import models_for
-from ..inference.records import AnonymizerConfig
 from ..jobs import queue
 from ..jobs.worker import Worker
 from ..store import migrate, queries
@@ -39,6 +37,7 @@ from .watcher import Change, Watcher
 
 if TYPE_CHECKING:
     from ..connectors.immich.watch import Poller
+    from ..jobs.dispatch import Dispatcher
 
 log = logging.getLogger("anon_plugin.daemon")
 
@@ -78,10 +77,13 @@ class Service:
         self.stopping = threading.Event()
         self.wake = threading.Event()  # set when a job is queued: an idle worker claims it at once
         self.watcher = Watcher.from_settings(settings, sink=self.handle)
-        self.workers = [Worker(self.engine, self.public_root, f"{os.uname().nodename}:{os.getpid()}:{i}",
-                               self.device, settings.inference.max_batch, immich=settings.immich,
-                               data_dir=settings.data_dir)
-                        for i in range(settings.inference.workers)]
+        self.dispatcher = self._dispatcher()  # None with the local backend
+        lease = dt.timedelta(seconds=settings.queue.lease)
+        self.workers = [] if self.dispatcher else [
+            Worker(self.engine, self.public_root, f"{os.uname().nodename}:{os.getpid()}:{i}", self.device,
+                   settings.inference.max_batch, immich=settings.immich, data_dir=settings.data_dir, lease=lease,
+                   max_attempts=settings.queue.max_attempts)
+            for i in range(settings.inference.workers)]
         self.immich = self._poller()  # None without an [immich] section
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()  # the watcher's changes and the rescans take turns
@@ -91,12 +93,10 @@ class Service:
 
         migrate.require_head(self.settings.database_url)
         torch.set_num_threads(self.settings.inference.threads)
-        started = time.perf_counter()
         # The default policy's models, in the start hook, not at the first photo (whose latency stays the
-        # usual one); another policy's load when it first asks.
-        for name in models_for(AnonymizerConfig(**policies.DEFAULT.engine_options())):
-            registry.load(name, self.device)
-        log.info("models loaded on %s in %.1f s", self.device, time.perf_counter() - started)
+        # usual one); another policy's load when it first asks. The celery backend's workers load their own.
+        if self.workers:
+            log.info("models loaded on %s in %.1f s", self.device, self.workers[0].load_models())
         for path in publish.clean_temp_files(self.public_root):
             log.info("removed %s, left by an interrupted write", path)
         with session_scope(self.engine) as session:
@@ -106,13 +106,21 @@ class Service:
         self.rescan()
         self._threads = [threading.Thread(target=w.run, args=(self.stopping, self.wake), name=w.name)
                          for w in self.workers]
+        if self.dispatcher is not None:  # joined by stop, as the workers
+            self._threads.append(threading.Thread(target=self.dispatcher.run, args=(self.stopping, self.wake),
+                                                  name="dispatch"))
         self._threads.append(threading.Thread(target=self._rescans, name="rescan", daemon=True))
         if self.immich is not None:  # joined by stop, as the workers
             self._threads.append(threading.Thread(target=self.immich.run, args=(self.stopping,), name="immich"))
         for thread in self._threads:
             thread.start()
-        log.info("watching %s; publishing to %s on %s with %d worker(s)",
-                 ", ".join(map(str, self.settings.library_roots)), self.public_root, self.device, len(self.workers))
+        if self.dispatcher is not None:
+            log.info("watching %s; sending jobs to the broker %s for the workers to publish to %s",
+                     ", ".join(map(str, self.settings.library_roots)), self.dispatcher.url, self.public_root)
+        else:
+            log.info("watching %s; publishing to %s on %s with %d worker(s)",
+                     ", ".join(map(str, self.settings.library_roots)), self.public_root, self.device,
+                     len(self.workers))
         if self.immich is not None:
             log.info("polling the Immich albums of %s every %.0f s", self.immich.client.url, self.immich.interval)
 
@@ -123,6 +131,14 @@ class Service:
         from ..connectors.immich.watch import Poller  # httpx is imported only when Immich is set up
 
         return Poller.from_settings(self.settings.immich, self.engine, self.stopping, queued=self.wake.set)
+
+    def _dispatcher(self) -> Dispatcher | None:
+        """The celery backend's dispatcher (celery is imported only when it is set up)."""
+        if self.settings.queue.backend != "celery":
+            return None
+        from ..jobs.dispatch import Dispatcher
+
+        return Dispatcher(self.engine, self.settings.queue, self.settings.inference.max_batch)
 
     def stop(self, timeout: float = 300.0) -> None:
         """Stop claiming work; each worker finishes the batch in hand; the watcher and the Immich poller stop."""

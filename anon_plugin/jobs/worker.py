@@ -8,7 +8,15 @@ verification found it still too close after the last step of its ladder) is
 covered, or its photo held back, as the album's policy says; never published
 visible. Each face's row keeps the steps it went through and its final scores.
 An original deleted, or its album unshared, while it was rendered is never
-published: the record's transaction sees it and takes the copy back.
+published: the record's transaction sees it and takes the copy back. A batch
+whose inference fails is run again one photo at a time, so that one bad photo
+cannot fail the others.
+
+The local backend runs ``Worker.run`` on threads of the daemon, claiming any
+due job; the celery backend runs ``Worker.run_photos`` for the photo ids of
+each broker message (``jobs/remote.py``). Publishing is keyed on (photo,
+source sha256, policy version): a job that runs again for the same content
+under the same policy finds its output in force and publishes nothing twice.
 
 A photo of an Immich album is read from Immich (its original downloaded to a
 temporary file, removed once read) and its copy goes to the public Immich
@@ -18,6 +26,7 @@ copy goes is chosen in one place, ``_write``, by the album's source.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -42,8 +51,9 @@ from ..metadata import MODES
 from ..policies import Policy, engine_config
 from ..store import queries
 from ..store.db import session_scope
-from ..store.tables import Album, Face, Output, Photo
+from ..store.tables import Album, Face, Job, Output, Photo
 from . import queue
+from .presence import Presence
 
 if TYPE_CHECKING:
     from ..config import ImmichSettings
@@ -108,16 +118,16 @@ class Rendered:
 class Heartbeat:
     """Renews the leases of the jobs in hand every quarter lease while a batch runs."""
 
-    def __init__(self, engine: Engine, worker: str, job_ids: list[int]):
+    def __init__(self, engine: Engine, worker: str, job_ids: list[int], lease: dt.timedelta = queue.LEASE):
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(engine, worker, job_ids), daemon=True,
+        self._thread = threading.Thread(target=self._beat, args=(engine, worker, job_ids, lease), daemon=True,
                                          name=f"{worker}-heartbeat")
 
-    def _beat(self, engine: Engine, worker: str, job_ids: list[int]) -> None:
-        while not self._stop.wait(queue.LEASE.total_seconds() / 4):
+    def _beat(self, engine: Engine, worker: str, job_ids: list[int], lease: dt.timedelta) -> None:
+        while not self._stop.wait(lease.total_seconds() / 4):
             try:
                 with session_scope(engine) as session:
-                    queue.heartbeat(session, worker, job_ids)
+                    queue.heartbeat(session, worker, job_ids, lease)
             except Exception:  # the next beat tries again; a lease runs out LEASE after the last beat that landed
                 log.warning("%s: could not renew the leases of its jobs", worker, exc_info=True)
 
@@ -131,15 +141,30 @@ class Heartbeat:
 
 
 class Worker:
-    """Runs publish jobs; models load once per process, at the first batch."""
+    """Runs publish jobs; models load once per process, at the first batch. ``presence`` is its row of
+    ``workers``, entered by whoever runs it (``run`` does)."""
 
     def __init__(self, engine: Engine, public_root: Path, name: str, device: str = "cpu", max_batch: int = 8,
                  max_pixels: int = DEFAULT_MAX_PIXELS, immich: ImmichSettings | None = None,
-                 data_dir: Path | None = None):
+                 data_dir: Path | None = None, lease: dt.timedelta = queue.LEASE,
+                 max_attempts: int = queue.MAX_ATTEMPTS, backend: str = "local"):
         self.engine, self.public_root, self.name = engine, public_root, name
         self.device, self.max_batch, self.max_pixels = device, max_batch, max_pixels
         self.immich, self.data_dir = immich, data_dir  # data_dir: where originals from Immich are downloaded
+        self.lease, self.max_attempts = lease, max_attempts
+        self.presence = Presence(engine, name, device, backend)
         self._clients: tuple[ImmichClient, ImmichClient] | None = None
+
+    def load_models(self) -> float:
+        """Load the default policy's models on the device now (another policy's load when it first asks);
+        returns the seconds it took."""
+        from ..inference.records import AnonymizerConfig
+        from ..policies import DEFAULT
+
+        start = time.perf_counter()
+        for model in batch.models_for(AnonymizerConfig(**DEFAULT.engine_options())):
+            registry.load(model, self.device)
+        return time.perf_counter() - start
 
     def _immich(self) -> tuple[ImmichClient, ImmichClient]:
         """The source and public Immich clients, built at the first Immich photo."""
@@ -154,6 +179,10 @@ class Worker:
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         """Work until ``stop`` is set; the batch in hand is finished first. When idle, wait
         (longer each time) for ``wake``, which the daemon sets as soon as it queues a job."""
+        with self.presence:
+            self._loop(stop, wake)
+
+    def _loop(self, stop: threading.Event, wake: threading.Event) -> None:
         wait = IDLE_WAIT[0]
         while not stop.is_set():
             try:
@@ -170,11 +199,25 @@ class Worker:
                 wait = min(wait * 2, IDLE_WAIT[1])
 
     def run_once(self) -> int:
-        """Claim up to max_batch jobs and run them; returns how many were claimed."""
+        """Claim up to max_batch due jobs and run them; returns how many were claimed."""
         with session_scope(self.engine) as session:
-            claimed = queue.claim(session, self.name, self.max_batch)
+            give_up_dead(session, self.max_attempts)
+            claimed = queue.claim(session, self.name, self.max_batch, lease=self.lease)
+        return self._run_claimed(claimed)
+
+    def run_photos(self, photo_ids: list[int]) -> int:
+        """Run the due jobs of these photos (a broker message); returns how many were claimed. A message of
+        several photos claims only those never tried: a photo tried before (its worker died, its batch
+        failed) is sent again alone, so that it cannot take a batch down with it once more."""
+        with session_scope(self.engine) as session:
+            give_up_dead(session, self.max_attempts, photo_ids)
+            claimed = queue.claim(session, self.name, len(photo_ids), lease=self.lease, photo_ids=photo_ids,
+                                  fresh_only=len(photo_ids) > 1)
+        return self._run_claimed(claimed)
+
+    def _run_claimed(self, claimed: list[queue.Claimed]) -> int:
         if claimed:
-            with Heartbeat(self.engine, self.name, [c.job_id for c in claimed]):
+            with Heartbeat(self.engine, self.name, [c.job_id for c in claimed], self.lease):
                 try:
                     self._run(claimed)
                 except Exception as exc:  # the jobs still held are failed, to be retried after their backoff
@@ -182,7 +225,8 @@ class Worker:
                     reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
                     with session_scope(self.engine) as session:
                         for job in claimed:
-                            _fail_job(session, job, self.name, reason)
+                            _fail_job(session, job, self.name, reason, max_attempts=self.max_attempts)
+            self.presence.done(len(claimed))
         return len(claimed)
 
     def _run(self, claimed: list[queue.Claimed]) -> None:
@@ -201,26 +245,34 @@ class Worker:
                 self._unchanged(task, task.in_force, picture.sha256)
                 continue
             work.append((task, picture))
-        if not work:
-            return
-        configs = [engine_config(t.policy, p.sha256) for t, p in work]
-        start = time.perf_counter()
-        try:
-            results = batch.anonymize_batch([p.rgb for _, p in work], configs, self.device, self.max_batch)
-        except Exception as exc:  # e.g. out of GPU memory: every job of the batch is tried again later
-            log.exception("inference failed for a batch of %d photos", len(work))
-            for task, _ in work:
-                self._failed(task, f"inference: {type(exc).__name__}: {exc}".splitlines()[0])
-            return
-        seconds = (time.perf_counter() - start) / len(work)
         published: dict[str, Task] = {}
-        for (task, picture), result in zip(work, results, strict=True):
-            if self._publish(task, picture, result, seconds):
-                published[task.album] = task
+        for task in self._render(work):
+            published[task.album] = task
         for task in published.values():
             if task.immich:
                 self._share(task)
             self._after_publish(task)
+
+    def _render(self, work: list[tuple[Task, Picture]]) -> list[Task]:
+        """Anonymize the photos in one batched call and publish each; returns the tasks published. A batch
+        that fails is rendered again one photo at a time, so that one bad photo cannot fail the others."""
+        if not work:
+            return []
+        configs = [engine_config(t.policy, p.sha256) for t, p in work]
+        start = time.perf_counter()
+        try:
+            results = batch.anonymize_batch([p.rgb for _, p in work], configs, self.device, self.max_batch)
+        except Exception as exc:  # e.g. out of GPU memory, or one photo the engine chokes on
+            if len(work) > 1:
+                log.warning("inference failed for a batch of %d photos (%s: %s); one photo at a time now",
+                            len(work), type(exc).__name__, exc)
+                return [task for item in work for task in self._render([item])]
+            log.exception("inference failed for %s/%s", work[0][0].album, work[0][0].relative)
+            self._failed(work[0][0], f"inference: {type(exc).__name__}: {exc}".splitlines()[0])
+            return []
+        seconds = (time.perf_counter() - start) / len(work)
+        return [task for (task, picture), result in zip(work, results, strict=True)
+                if self._publish(task, picture, result, seconds)]
 
     def _tasks(self, claimed: list[queue.Claimed]) -> list[Task]:
         from .. import policies
@@ -284,7 +336,7 @@ class Worker:
 
     def _failed(self, task: Task, reason: str, permanent: bool = False) -> None:
         with session_scope(self.engine) as session:
-            state = _fail_job(session, task.job, self.name, reason, permanent)
+            state = _fail_job(session, task.job, self.name, reason, permanent, self.max_attempts)
         log.warning("%s/%s: failed (%s): %s", task.album, task.relative,
                     "for good" if state == "failed" else "will retry", reason)
 
@@ -449,9 +501,20 @@ class Worker:
             log.warning("%s: after_publish exited %d: %s", task.album, hook.returncode, tail[0])
 
 
-def _fail_job(session: Session, job: queue.Claimed, worker: str, reason: str, permanent: bool = False) -> str:
+def give_up_dead(session: Session, max_attempts: int, photo_ids: list[int] | None = None) -> None:
+    """Fail the jobs, and their photos, whose worker died during each of their attempts (``queue.give_up_dead``)."""
+    for job in queue.give_up_dead(session, max_attempts, photo_ids=photo_ids):
+        photo = session.get_one(Photo, job.photo_id)
+        if photo.state != "removed":
+            photo.state, photo.reason = "failed", session.get_one(Job, job.job_id).last_error
+        log.warning("photo %d: failed for good: its worker stopped during each of its %d attempts",
+                    job.photo_id, job.attempt)
+
+
+def _fail_job(session: Session, job: queue.Claimed, worker: str, reason: str, permanent: bool = False,
+              max_attempts: int = queue.MAX_ATTEMPTS) -> str:
     """Fail the job (see ``queue.fail``); a job failed for good fails its photo too, unless it was deleted."""
-    state = queue.fail(session, job.job_id, worker, reason, permanent=permanent)
+    state = queue.fail(session, job.job_id, worker, reason, permanent=permanent, max_attempts=max_attempts)
     photo = session.get_one(Photo, job.photo_id)
     if state == "failed" and photo.state != "removed":
         photo.state, photo.reason = "failed", reason

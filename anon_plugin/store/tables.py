@@ -166,6 +166,7 @@ class Job(Base):
     heartbeat_at: Mapped[dt.datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     not_before: Mapped[dt.datetime | None]
+    sent_at: Mapped[dt.datetime | None]  # the celery backend: when it was last sent to the broker
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
@@ -215,12 +216,31 @@ class Face(Base):
     threshold: Mapped[float | None]
     mask_area: Mapped[float | None]
     method: Mapped[str] = mapped_column(sa.String(32))
-    seed: Mapped[int]
+    seed: Mapped[int] = mapped_column(sa.BigInteger)  # 32 bits unsigned: past PostgreSQL's integer
     similarity: Mapped[dict[str, float] | None] = mapped_column(sa.JSON)
     steps: Mapped[list[str] | None] = mapped_column(sa.JSON)
     quality: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     covered: Mapped[bool]
     error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class WorkerRow(Base):
+    """A worker as it says of itself: a thread of the daemon (the local backend) or an ``anon-plugin worker``
+    process (celery), with its last heartbeat and what it has done since it started. Kept after it stops
+    (``stopped_at``), so the panel shows a worker that went away."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)  # host:pid:index, as jobs.claimed_by
+    host: Mapped[str] = mapped_column(sa.String(200))
+    pid: Mapped[int]
+    device: Mapped[str] = mapped_column(sa.String(32))
+    backend: Mapped[str] = mapped_column(sa.String(16))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[dt.datetime | None]
+    batches: Mapped[int] = mapped_column(default=0)
+    photos: Mapped[int] = mapped_column(default=0)
 
 
 class User(Base):

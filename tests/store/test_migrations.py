@@ -19,6 +19,7 @@ from anon_plugin.store.tables import Album, Base, Face, Job, Output, Photo, Poli
 
 CORE = ("albums", "policy_versions", "photos", "jobs", "outputs", "faces")
 ADMIN = ("users", "audit_log")
+LATER = ("workers",)  # added after 0002: 0010
 
 
 def _differences(url: str) -> list:
@@ -63,16 +64,16 @@ def _all_rows(url: str, names: tuple[str, ...], columns: dict[str, set[str]] | N
 def test_upgrade_head_on_an_empty_database_equals_the_tables(sqlite_url):
     assert migrate.current(sqlite_url).revision is None
     state = migrate.upgrade(sqlite_url)
-    assert state.at_head and state.revision == migrate.head() == "0009"
-    assert _tables(sqlite_url) == {*CORE, *ADMIN, "alembic_version"}
+    assert state.at_head and state.revision == migrate.head() == "0010"
+    assert _tables(sqlite_url) == {*CORE, *ADMIN, *LATER, "alembic_version"}
     assert _differences(sqlite_url) == []
 
 
 def test_the_comparison_sees_a_missing_revision(sqlite_url):
-    """Guards the test above: at 0001 the comparison must report the admin tables as missing."""
+    """Guards the test above: at 0001 the comparison must report the tables added since as missing."""
     migrate.upgrade(sqlite_url, "0001")
     added = {diff[1].name for diff in _differences(sqlite_url) if diff[0] == "add_table"}
-    assert added == set(ADMIN)
+    assert added == {*ADMIN, *LATER}
 
 
 def test_downgrade_base_leaves_no_tables(sqlite_url):
@@ -201,7 +202,7 @@ def test_script_location_is_the_checkouts_migrations_folder():
     assert {p.name for p in (migrate.script_location() / "versions").glob("0*.py")} == {
         "0001_publishing_core.py", "0002_admin.py", "0003_photo_hash_later.py", "0004_face_steps.py",
         "0005_face_quality.py", "0006_jobs_publish_only.py", "0007_immich_albums.py",
-        "0008_immich_not_published.py", "0009_immich_mirror.py"}
+        "0008_immich_not_published.py", "0009_immich_mirror.py", "0010_workers.py"}
 
 
 def test_db_command_upgrades_current_and_downgrades(tmp_path):
@@ -212,9 +213,9 @@ def test_db_command_upgrades_current_and_downgrades(tmp_path):
     database = tmp_path / "data" / "anon_plugin.db"
     assert database.is_file()
     assert migrate.current(f"sqlite:///{database}").at_head
-    assert "at 0009 (head)" in result.stderr
+    assert "at 0010 (head)" in result.stderr
     result = runner.invoke(main, ["db", "current"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "0009 (head)\n")
+    assert (result.exit_code, result.stdout) == (0, "0010 (head)\n")
     result = runner.invoke(main, ["db", "downgrade", "0001"], env=env)
     assert result.exit_code == 0 and _tables(f"sqlite:///{database}") == {*CORE, "alembic_version"}
 
