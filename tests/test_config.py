@@ -53,6 +53,8 @@ def test_every_setting_has_the_expected_variable():
         "ANON_INFERENCE_DEVICE", "ANON_INFERENCE_MAX_BATCH", "ANON_INFERENCE_WORKERS", "ANON_INFERENCE_THREADS",
         "ANON_ADMIN_BIND", "ANON_ADMIN_SECURE_COOKIES",
         "ANON_IMMICH_URL", "ANON_IMMICH_SOURCE_KEY_FILE", "ANON_IMMICH_PUBLIC_KEY_FILE", "ANON_IMMICH_POLL_INTERVAL",
+        "ANON_QUEUE_BACKEND", "ANON_QUEUE_BROKER_URL", "ANON_QUEUE_LEASE", "ANON_QUEUE_MAX_ATTEMPTS",
+        "ANON_QUEUE_TIME_LIMIT", "ANON_QUEUE_VISIBILITY_TIMEOUT", "ANON_QUEUE_RESEND_AFTER",
     ]
 
 
@@ -184,7 +186,7 @@ def test_unknown_top_level_key_lists_the_known(site: Path):
     path = minimal(site, "data_dri = 1\n")
     assert error(path) == (f"{path}: unknown key 'data_dri' (did you mean 'data_dir'?); known: data_dir, "
                            "library_roots, public_root, database_url, share_new_albums, [watch], [inference], [admin], "
-                           "[immich]")
+                           "[immich], [queue]")
 
 
 def test_section_key_at_the_top_level_says_where_it_belongs(site: Path):

@@ -35,17 +35,28 @@ class Presence:
         self.engine, self.name, self.device, self.backend, self.beat = engine, name, device, backend, beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"{name}-presence")
+        self._registered = False
 
     def __enter__(self) -> Presence:
-        now = utcnow()
-        with session_scope(self.engine) as session:
-            row = session.get(WorkerRow, self.name) or WorkerRow(name=self.name)
-            row.host, row.pid, row.device, row.backend = self.name.split(":")[0], os.getpid(), self.device, self.backend
-            row.started_at = row.heartbeat_at = now
-            row.stopped_at, row.batches, row.photos = None, 0, 0
-            session.add(row)
+        self._registered = self._register()
         self._thread.start()
         return self
+
+    def _register(self) -> bool:
+        """The worker's row, made or started again; False when the store cannot be written now (the heartbeat
+        thread tries again: a worker never stops for its row)."""
+        now = utcnow()
+        try:
+            with session_scope(self.engine) as session:
+                row = session.get(WorkerRow, self.name) or WorkerRow(name=self.name)
+                row.host, row.pid, row.device = self.name.split(":")[0], os.getpid(), self.device
+                row.backend, row.started_at, row.heartbeat_at = self.backend, now, now
+                row.stopped_at, row.batches, row.photos = None, 0, 0
+                session.add(row)
+        except Exception:
+            log.warning("%s: could not record itself as a worker; trying again", self.name, exc_info=True)
+            return False
+        return True
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
@@ -59,6 +70,9 @@ class Presence:
 
     def _run(self) -> None:
         while not self._stop.wait(self.beat):
+            if not self._registered:
+                self._registered = self._register()
+                continue
             try:
                 with session_scope(self.engine) as session:
                     session.execute(sa.update(WorkerRow).where(WorkerRow.name == self.name)
