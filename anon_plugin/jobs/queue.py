@@ -193,16 +193,18 @@ def release(session: Session, job_ids: list[int], worker: str) -> None:
             job.attempts = max(0, job.attempts - 1)
 
 
-def reclaim_dead(session: Session, host: str, alive: Callable[[int], bool]) -> int:
-    """Queue again, at once, the jobs held by workers of this host whose process is gone (a daemon
-    killed and restarted), instead of waiting for their leases to run out. Worker names are
+def reclaim_dead(session: Session, host: str, alive: Callable[[int], bool], now: dt.datetime | None = None) -> int:
+    """End now the leases of the jobs held by workers of this host whose process is gone (a daemon killed and
+    restarted), instead of waiting for them to run out: the jobs are due at once, and a job whose worker died
+    during each of its attempts is given up (``give_up_dead``) like any other. Worker names are
     ``host:pid:index``. Returns how many jobs were reclaimed."""
+    now = now or utcnow()
     reclaimed = 0
     for job in session.scalars(sa.select(Job).where(Job.state == "running", Job.claimed_by.startswith(f"{host}:"))):
         assert job.claimed_by is not None, "the query matched its claimed_by"
         pid = job.claimed_by.split(":")[1]
         if pid.isdigit() and not alive(int(pid)):
-            job.state, job.claimed_by, job.claimed_until = "queued", None, None
+            job.claimed_until = now - dt.timedelta(microseconds=1)
             reclaimed += 1
     return reclaimed
 
