@@ -122,9 +122,10 @@ def run(label: str, backend: str, store: str, workers: int, photos: list[Path], 
     url = env.get("ANON_DATABASE_URL") or f"sqlite:///{data / 'anon_plugin.db'}"
     engine = sa.create_engine(url)
     logs = [open(site / f"process-{i}.log", "w") for i in range(workers + 1)]
-    processes = [subprocess.Popen([str(BIN), "watch"], env=env, stderr=logs[0])]
+    processes = [subprocess.Popen([str(BIN), "watch"], env=env, stdout=logs[0], stderr=logs[0])]
     if backend == "celery":
-        processes += [subprocess.Popen([str(BIN), "worker"], env=env, stderr=logs[i + 1]) for i in range(workers)]
+        processes += [subprocess.Popen([str(BIN), "worker"], env=env, stdout=logs[i + 1], stderr=logs[i + 1])
+                      for i in range(workers)]
     try:
         # Ready: every worker has said so (models loaded; the local worker thread registers after they are).
         _wait(engine, "SELECT count(*) FROM workers WHERE stopped_at IS NULL", lambda n: n >= workers,
