@@ -7,6 +7,7 @@
 #   docker run IMAGE watch            -> db upgrade, then watch (no panel)
 #   docker run -i IMAGE users add NAME --password-stdin
 #   docker run IMAGE db current       -> only that (no upgrade first)
+#   docker run IMAGE worker --device cuda:0   -> only that (compose.scale.yaml)
 set -eu
 
 [ "$#" -gt 0 ] || set -- serve
@@ -14,6 +15,10 @@ set -eu
 case "$1" in
   # Help, version and the db commands themselves run as asked.
   -h|--help|-V|--version|db) ;;
+  # A worker of the celery backend shares the daemon's database, perhaps from
+  # another machine with another image: it never migrates it (N workers would
+  # race to), it refuses one that is not at its version. The daemon upgrades.
+  worker) ;;
   # Everything else needs the tables; upgrading an up-to-date database is a no-op.
   *) anon-plugin db upgrade ;;
 esac

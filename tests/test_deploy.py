@@ -5,8 +5,11 @@ the commands the Dockerfile, entrypoint, systemd unit and docs run are real
 ``anon-plugin`` commands with real options; every ``ANON_*`` variable they
 set is a setting config.py knows, with a value it accepts; the entrypoint and
 the health check behave; the unit keeps its hardening and its read-only
-library; the compose files mount the originals read only; .dockerignore keeps
-what the build needs; ``systemd-analyze verify`` passes where it exists.
+library; the compose files mount the originals read only; the celery stack
+(compose.scale.yaml) has Redis with a password and an append-only file,
+PostgreSQL, and workers on GPUs that restart, drain and see the daemon's
+paths, its passwords coming from .env only; .dockerignore keeps what the
+build needs; ``systemd-analyze verify`` passes where it exists.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import click
 import pytest
@@ -41,8 +45,10 @@ ENTRYPOINT = DEPLOY / "entrypoint.sh"
 UNIT = DEPLOY / "anon-plugin.service"
 COMPOSE = {"immich": (DEPLOY / "compose.immich.yaml", "immich-server"),
            "photoprism": (DEPLOY / "compose.photoprism.yaml", "photoprism")}
+SCALE = DEPLOY / "compose.scale.yaml"  # the celery backend: Redis, PostgreSQL, the daemon, workers
+COMPOSE_FILES = (*(path for path, _ in COMPOSE.values()), SCALE)
 EXAMPLE_SETTINGS = DEPLOY / "anon-plugin.toml"
-DOCS = (DEPLOY / "README.md", REPO / "docs" / "integrations.md")
+DOCS = (DEPLOY / "README.md", REPO / "docs" / "integrations.md", REPO / "docs" / "scaling.md")
 
 # ---------------------------------------------------------------- reading the files
 
@@ -111,6 +117,72 @@ def example_settings() -> dict:
 
 def inside(path: PurePosixPath, folder: PurePosixPath) -> bool:
     return path == folder or folder in path.parents
+
+
+# What .env holds beside compose.scale.yaml in the tests: two made-up passwords, as `openssl rand -hex` gives.
+DOT_ENV = {"REDIS_PASSWORD": "9f1c2e7a40b3d58e", "POSTGRES_PASSWORD": "3b6d0a91c7e2f458"}
+_INTERPOLATION = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
+
+
+class Unset(KeyError):
+    """A ${NAME:?message} whose NAME is not set: compose refuses to start."""
+
+
+def interpolate(value: object, env: dict[str, str]) -> object:
+    """Compose's variable substitution, on every string of a parsed file: ${X}, $X, ${X:-default},
+    ${X-default}, ${X:?error}, ${X?error}, and $$ for a literal $."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(found: re.Match[str]) -> str:
+        if found[0] == "$$":
+            return "$"
+        name, op, arg = found[1] or found[4], found[2] or "", found[3] or ""
+        present = name in env and (env[name] != "" or not op.startswith(":"))
+        if present:
+            return env[name]
+        if op.endswith("?"):
+            raise Unset(f"{name}: {arg}")
+        return arg if op.endswith("-") else ""
+
+    return _INTERPOLATION.sub(one, value)
+
+
+def scale_doc(env: dict[str, str] | None = None) -> dict:
+    """compose.scale.yaml as compose sees it with `env` as its .env (YAML anchors and merge keys resolved)."""
+    doc = interpolate(yaml.safe_load(SCALE.read_text()), DOT_ENV if env is None else env)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def scale_services(env: dict[str, str] | None = None) -> dict[str, dict]:
+    return scale_doc(env)["services"]
+
+
+def scale_workers() -> dict[str, dict]:
+    """The services that run `anon-plugin worker`."""
+    return {name: spec for name, spec in scale_services().items() if spec.get("command", [""])[0] == "worker"}
+
+
+def mounts(service: dict) -> dict[str, tuple[str, str]]:
+    """A compose service's volumes: container path -> (host path or volume name, mode)."""
+    found = {}
+    for volume in service.get("volumes", []):
+        host, container, *mode = volume.split(":")
+        found[container] = (host, mode[0] if mode else "rw")
+    return found
+
+
+def duration(text: str) -> float:
+    """A compose duration ("10m", "1m30s", "90s") in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us)", text)
+    assert parts and "".join(n + u for n, u in parts) == text, f"not a compose duration: {text!r}"
+    unit = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6}
+    return sum(float(n) * unit[u] for n, u in parts)
 
 
 # ---------------------------------------------------------------- anon-plugin invocations
@@ -204,12 +276,16 @@ def deploy_invocations() -> list[Invocation]:
         if (example := _command_example(line)) is not None:
             found += _invocations_in(_split(example), f"{rel(DOCKERFILE)}:{n}")
 
-    for path in (UNIT, *(path for path, _ in COMPOSE.values())):
+    for path in (UNIT, *COMPOSE_FILES):
         for n, line in _logical_lines(path.read_text()):
             if re.match(r"Exec\w*=", line):
                 found += _invocations_in(_split(line.partition("=")[2]), f"{rel(path)}:{n}")
             elif (example := _command_example(line)) is not None:
                 found += _invocations_in(_split(example), f"{rel(path)}:{n}")
+
+    for name, spec in scale_services().items():  # what compose runs: the image's entrypoint + command
+        if str(spec.get("image", "")).startswith("anon-plugin:"):
+            found.append(Invocation(f"{rel(SCALE)} services.{name}.command", tuple(spec.get("command", cmd))))
 
     for path in DOCS:  # the ```sh blocks
         in_sh = False
@@ -227,9 +303,10 @@ INVOCATIONS = deploy_invocations()
 def test_the_deploy_files_run_anon_plugin_where_expected():
     """The scan above finds what it must; otherwise the next test would check nothing."""
     shown = {" ".join(inv.args[:2]) for inv in INVOCATIONS}
-    assert "db upgrade" in shown and "serve" in shown
+    assert {"db upgrade", "serve", "worker --device"} <= shown
     where = {inv.where.split(":")[0].split(" ")[0] for inv in INVOCATIONS}
-    assert {"deploy/entrypoint.sh", "deploy/anon-plugin.service", "docs/integrations.md"} <= where
+    assert {"deploy/entrypoint.sh", "deploy/anon-plugin.service", "docs/integrations.md", "deploy/compose.scale.yaml",
+            "docs/scaling.md"} <= where
 
 
 @pytest.mark.parametrize("invocation", INVOCATIONS, ids=str)
@@ -271,8 +348,13 @@ def test_dockerfile_builds_both_torch_variants_from_one_slim_base():
     # The version the image installs is the one the package pins.
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "torch==2.13.0" in pyproject["project"]["dependencies"]
-    # Not editable: the source stays in the build stage.
-    assert re.search(r"pip install \.(\s|$)", runs) and not re.search(r"pip install (-e|--editable)", runs)
+    # Not editable: the source stays in the build stage. With the celery extra, checked at build time: one
+    # image runs the daemon and the workers of the celery backend, on PostgreSQL.
+    assert re.search(r"pip install \"\.\[celery\]\"(\s|$)", runs)
+    assert not re.search(r"pip install (-e|--editable)", runs)
+    assert 'python -c "import celery, redis, psycopg"' in runs
+    extra = " ".join(pyproject["project"]["optional-dependencies"]["celery"])
+    assert "celery[redis]" in extra and "psycopg" in extra
 
 
 def test_dockerfile_runs_unprivileged_with_the_volumes_and_the_port():
@@ -353,6 +435,7 @@ def fake_cli(tmp_path: Path) -> tuple[Path, Path]:
     (["users", "add", "admin", "--password-stdin"], ["db upgrade", "users add admin --password-stdin"]),
     (["db", "current"], ["db current"]),
     (["--version"], ["--version"]),
+    (["worker", "--device", "cuda:0"], ["worker --device cuda:0"]),  # the daemon's container upgrades the store
 ])
 def test_entrypoint_upgrades_the_database_then_execs_the_command(fake_cli, args, calls):
     bin_dir, log = fake_cli
@@ -389,12 +472,14 @@ def _set_values() -> list[tuple[str, str, str]]:
     for path, _ in COMPOSE.values():  # `NAME: value` lines under environment:
         for name, val in re.findall(r"^\s+(ANON_[A-Z0-9_]+):\s*(\S+)", path.read_text(), re.M):
             found.append((path.name, name, val.strip("\"'")))
+    for service, spec in scale_services().items():  # parsed: anchors merged, .env substituted
+        found += [(f"{SCALE.name} {service}", name, str(val)) for name, val in spec.get("environment", {}).items()]
     return [f for f in found if f[1].startswith("ANON_")]
 
 
 def test_every_anon_variable_named_in_the_deploy_files_is_known():
     known = {key.env for key in config.KEYS} | config.NOT_SETTINGS
-    files = [DOCKERFILE, ENTRYPOINT, UNIT, *(path for path, _ in COMPOSE.values()), *DOCS]
+    files = [DOCKERFILE, ENTRYPOINT, UNIT, *COMPOSE_FILES, *DOCS]
     named = {name: path.relative_to(REPO) for path in files for name in _anon_names(path.read_text())}
     unknown = {name: str(where) for name, where in named.items() if name not in known}
     assert not unknown, f"not settings (config.KEYS) nor known non-settings: {unknown}"
@@ -403,7 +488,8 @@ def test_every_anon_variable_named_in_the_deploy_files_is_known():
 def test_every_anon_value_the_deploy_files_set_is_valid():
     by_env = {key.env: key for key in config.KEYS}
     values = _set_values()
-    assert {name for _, name, _ in values} >= {"ANON_DATA_DIR", "ANON_ADMIN_BIND", "ANON_WATCH_MODE"}
+    assert {name for _, name, _ in values} >= {"ANON_DATA_DIR", "ANON_ADMIN_BIND", "ANON_WATCH_MODE",
+                                               "ANON_QUEUE_BACKEND", "ANON_QUEUE_BROKER_URL", "ANON_DATABASE_URL"}
     for where, name, value in values:
         if name in config.NOT_SETTINGS:
             continue
@@ -493,10 +579,10 @@ def test_systemd_analyze_verify_passes():
 
 # ---------------------------------------------------------------- compose files
 
-@pytest.mark.parametrize("name", COMPOSE)
-def test_compose_mounts_the_originals_read_only(name):
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_compose_mounts_the_originals_read_only(path):
     """Text-level, so it runs without PyYAML: every mount of the library is `:ro`."""
-    text = COMPOSE[name][0].read_text()
+    text = path.read_text()
     library = str(example_settings()["library_roots"][0])
     mounts = [line.split("#")[0].strip().lstrip("- ").strip("\"'") for line in text.splitlines()
               if line.strip().startswith(f"- {library}:")]
@@ -509,15 +595,6 @@ def test_compose_file_shape(name):
     path, gallery = COMPOSE[name]
     doc = yaml.safe_load(path.read_text())
     plugin = doc["services"]["anon-plugin"]
-
-    def mounts(service: dict) -> dict[str, tuple[str, str]]:
-        """container path -> (host path, mode)."""
-        found = {}
-        for volume in service.get("volumes", []):
-            host, container, *mode = volume.split(":")
-            found[container] = (host, mode[0] if mode else "rw")
-        return found
-
     own = mounts(plugin)
     library_host, library_mode = own["/library"]
     public_host, public_mode = own["/public"]
@@ -532,6 +609,150 @@ def test_compose_file_shape(name):
     assert plugin["ports"] and all(str(p).startswith("127.0.0.1:") for p in plugin["ports"])
     assert "deploy" not in plugin  # the GPU block stays commented: the cpu image is the default
     assert "/library" in json.loads(dockerfile_one("VOLUME"))
+
+
+# ---------------------------------------------------------------- compose.scale.yaml: the celery backend
+
+def _image_runs_anon_plugin(spec: dict) -> bool:
+    return str(spec.get("image", "")).startswith("anon-plugin:")
+
+
+def test_scale_has_the_broker_the_store_the_daemon_and_workers():
+    services = scale_services()
+    assert {"redis", "postgres", "anon-plugin", "worker"} <= set(services)
+    assert str(services["redis"]["image"]).split(":")[1].startswith("7")
+    assert str(services["postgres"]["image"]).split(":")[1].startswith("16")
+    # The daemon and the panel: `serve` (the entrypoint upgrades the database first), on no GPU of its own.
+    daemon = services["anon-plugin"]
+    assert daemon.get("command", json.loads(dockerfile_one("CMD"))) == ["serve"]
+    assert "deploy" not in daemon and daemon["environment"]["ANON_INFERENCE_DEVICE"] == "cpu"
+    assert daemon["ports"] and all(str(p).startswith("127.0.0.1:") for p in daemon["ports"])
+    for needed in ("redis", "postgres"):
+        assert daemon["depends_on"][needed]["condition"] == "service_healthy"
+    # Workers: every service running `anon-plugin worker`, the same image as the daemon (the same version).
+    workers = scale_workers()
+    assert "worker" in workers
+    for name, spec in workers.items():
+        assert spec["image"] == daemon["image"], name
+        # Started only once the daemon's container has brought the database to its version.
+        assert spec["depends_on"]["anon-plugin"]["condition"] == "service_healthy", name
+
+
+def test_scale_redis_has_a_password_and_an_append_only_file():
+    redis = scale_services()["redis"]
+    command = redis["command"]
+    assert command[0] == "redis-server"
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--requirepass") + 1] == DOT_ENV["REDIS_PASSWORD"]
+    assert mounts(redis)["/data"][0] in scale_doc()["volumes"]  # the append-only file on a named volume
+    # The health check authenticates (REDISCLI_AUTH: no password on a command line) and wants PONG.
+    assert redis["environment"]["REDISCLI_AUTH"] == DOT_ENV["REDIS_PASSWORD"]
+    test = redis["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and "redis-cli ping" in test[1] and "PONG" in test[1]
+
+
+def test_scale_postgres_keeps_its_data_and_is_checked():
+    postgres = scale_services()["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == DOT_ENV["POSTGRES_PASSWORD"]
+    assert mounts(postgres)["/var/lib/postgresql/data"][0] in scale_doc()["volumes"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("missing", sorted(DOT_ENV))
+def test_scale_passwords_come_from_dot_env_only(missing):
+    """Not one password in the file: without one in .env compose refuses to start (${NAME:?...})."""
+    with pytest.raises(Unset, match=missing):
+        scale_doc({k: v for k, v in DOT_ENV.items() if k != missing})
+    # Every use is required (no ${NAME:-default} that would put a password in the file).
+    uses = re.findall(rf"\$\{{{missing}([^}}]*)\}}", SCALE.read_text())
+    assert uses and all(use.startswith(":?") for use in uses), uses
+
+
+def test_scale_daemon_and_workers_share_the_broker_and_the_store():
+    """celery, on PostgreSQL, the URLs naming the redis and postgres services with their .env passwords."""
+    services = scale_services()
+    postgres = services["postgres"]["environment"]
+    for name in ("anon-plugin", *scale_workers()):
+        env = services[name]["environment"]
+        assert env["ANON_QUEUE_BACKEND"] == "celery", name
+        broker = urlsplit(env["ANON_QUEUE_BROKER_URL"])
+        assert (broker.scheme, broker.hostname, broker.port, broker.password) == (
+            "redis", "redis", 6379, DOT_ENV["REDIS_PASSWORD"]), name
+        store = urlsplit(env["ANON_DATABASE_URL"])
+        assert store.scheme == "postgresql+psycopg", name
+        assert (store.hostname, store.port, store.username, store.password, store.path) == (
+            "postgres", 5432, postgres["POSTGRES_USER"], DOT_ENV["POSTGRES_PASSWORD"], f"/{postgres['POSTGRES_DB']}")
+    queue = {k: v for k, v in services["anon-plugin"]["environment"].items()
+             if k.startswith("ANON_QUEUE_") or k == "ANON_DATABASE_URL"}
+    for name in scale_workers():
+        assert {k: v for k, v in services[name]["environment"].items() if k in queue or k.startswith("ANON_QUEUE_")} \
+            == queue, f"{name}: not the daemon's [queue] and database"
+    # Another machine's workers name the first machine in .env.
+    remote = scale_services({**DOT_ENV, "REDIS_HOST": "10.0.0.1", "POSTGRES_HOST": "10.0.0.1"})
+    assert urlsplit(remote["worker"]["environment"]["ANON_QUEUE_BROKER_URL"]).hostname == "10.0.0.1"
+    assert urlsplit(remote["worker"]["environment"]["ANON_DATABASE_URL"]).hostname == "10.0.0.1"
+
+
+@pytest.mark.parametrize("service", ["anon-plugin", "worker"])
+def test_scale_settings_load(tmp_path, service):
+    """The image's variables and the service's pass every check of load_settings, the celery rules included."""
+    env = {k: v for k, v in dockerfile_env().items() if k.startswith("ANON_")}
+    env.update({k: str(v) for k, v in scale_services()[service]["environment"].items()})
+    paths = {"ANON_DATA_DIR", "ANON_LIBRARY_ROOTS", "ANON_PUBLIC_ROOT", "ANON_CACHE"}
+    env.update({k: str(tmp_path / env[k].lstrip("/")) for k in paths if k in env})
+    (tmp_path / "library").mkdir()
+    settings = config.load_settings(None, environ=env)
+    assert settings.queue.backend == "celery" and settings.database_url.startswith("postgresql+psycopg://")
+    assert settings.queue.time_limit < settings.queue.visibility_timeout
+
+
+def test_scale_workers_have_a_gpu_each():
+    for name, spec in scale_workers().items():
+        command = spec["command"]
+        assert command[command.index("--device") + 1] == "cuda:0", f"{name}: the one GPU its container sees"
+        devices = spec["deploy"]["resources"]["reservations"]["devices"]
+        assert len(devices) == 1, name
+        gpu = devices[0]
+        assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"], name
+        # One GPU: `count: 1`, or one device id (compose gives every replica the same one either way).
+        assert gpu.get("count") == 1 or len(gpu.get("device_ids", [])) == 1, name
+        assert not ("count" in gpu and "device_ids" in gpu), f"{name}: count and device_ids exclude each other"
+
+
+def test_scale_workers_come_back_and_drain():
+    """A worker that ended itself past the time limit (exit 75), was killed or ran out of memory restarts;
+    SIGTERM's warm shutdown gets the time a batch takes, far more than docker's default 10 s."""
+    daemon = scale_services()["anon-plugin"]
+    for name, spec in scale_workers().items():
+        assert spec["restart"] in ("always", "unless-stopped"), name  # on-failure would leave an exit 0 down
+        assert duration(spec["stop_grace_period"]) >= 5 * 60, name
+        assert duration(spec["stop_grace_period"]) >= duration(daemon["stop_grace_period"]), name
+        # The image's check asks the panel, which a worker has not: it is switched off, not left failing.
+        assert spec["healthcheck"] == {"disable": True}, name
+        # A worker's name is hostname:pid and its pid is 1 in every container: the container id must tell them apart.
+        assert "hostname" not in spec and "container_name" not in spec, name
+        assert spec["security_opt"] == ["no-new-privileges:true"] and spec["cap_drop"] == ["ALL"], name
+    assert daemon["restart"] in ("always", "unless-stopped")
+
+
+def test_scale_workers_see_the_daemons_paths():
+    """The library read only and the public root writable, at the same paths as the daemon (the store names photos
+    by those paths; a worker checks them at start), and the container paths the image's settings name."""
+    services = scale_services()
+    env = dockerfile_env()
+    daemon = mounts(services["anon-plugin"])
+    library, public = env["ANON_LIBRARY_ROOTS"], env["ANON_PUBLIC_ROOT"]
+    assert daemon[library][1] == "ro" and daemon[public][1] == "rw"
+    host_library, host_public = PurePosixPath(daemon[library][0]), PurePosixPath(daemon[public][0])
+    assert not inside(host_public, host_library) and not inside(host_library, host_public), "feedback loop"
+    for name in ("anon-plugin", *scale_workers()):
+        spec = services[name]
+        assert not {"ANON_LIBRARY_ROOTS", "ANON_PUBLIC_ROOT"} & set(spec["environment"]), f"{name}: the image's paths"
+        own = mounts(spec)
+        assert own[library] == daemon[library] and own[public] == daemon[public], name
+        assert own["/data"][0] in scale_doc()["volumes"], name  # a named volume
+    worker_data = {mounts(spec)["/data"][0] for spec in scale_workers().values()}
+    assert daemon["/data"][0] not in worker_data  # the panel's secret key stays with the daemon
 
 
 # ---------------------------------------------------------------- .dockerignore
