@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from anon_plugin.config import (KEYS, NOT_SETTINGS, AdminSettings, ImmichSettings, InferenceSettings, WatchSettings,
-                                load_settings, settings_summary)
+from anon_plugin.config import (KEYS, NOT_SETTINGS, AdminSettings, ImmichSettings, InferenceSettings, QueueSettings,
+                                WatchSettings, load_settings, settings_summary)
 from anon_plugin.errors import SettingsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -360,7 +360,8 @@ def test_nothing_is_created_when_a_check_fails(site: Path):
 def test_example_file_has_every_key_at_its_default():
     text = EXAMPLE.read_text()
     document = tomllib.loads(text)
-    sections = {"watch": WatchSettings(), "inference": InferenceSettings(threads=1), "admin": AdminSettings()}
+    sections = {"watch": WatchSettings(), "inference": InferenceSettings(threads=1), "admin": AdminSettings(),
+                "queue": QueueSettings()}
     optional = {"immich"}  # shown commented out, with example values
     assert set(sections) | optional == {k.section for k in KEYS} - {None}
     for key in KEYS:
