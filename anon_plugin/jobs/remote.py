@@ -13,6 +13,12 @@ call, nothing else would stop it. Its message is then handed again by Redis
 and its jobs sent again, alone, by the daemon; each such end counts as an
 attempt. SIGTERM is Celery's warm shutdown: the batch in hand is finished
 and acknowledged, then the process exits 0.
+
+Celery workers have been seen to stop taking messages after a broker
+reconnect while looking alive (paperless-ngx #6260). ``StallGuard`` ends a
+worker that has been idle for ``STALLED`` seconds while messages wait in
+Redis (an idle worker with prefetch 1 takes one at once), so that its
+supervisor starts a fresh one; idle, it holds nothing that could be lost.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("anon_plugin.worker")
 EXIT_TIME_LIMIT = 75  # the process ended itself: a batch ran past the time limit
+EXIT_STALLED = 76  # the process ended itself: idle while messages waited in the broker
+STALLED = 60.0  # seconds idle, with messages waiting, before the worker counts as stalled
 
 
 class TimeLimit:
@@ -61,6 +72,44 @@ class TimeLimit:
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
+
+
+class StallGuard:
+    """Ends the process when it has been idle ``after`` seconds while the broker holds waiting messages.
+    ``with guard.busy():`` around each batch."""
+
+    def __init__(self, url: str, after: float = STALLED, every: float = 10.0):
+        self.url, self.after, self.every = url, after, every
+        self._busy, self._idle_since = False, time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="stall-guard")
+
+    def __enter__(self) -> StallGuard:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy, self._idle_since = False, time.monotonic()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            idle = time.monotonic() - self._idle_since
+            if self._busy or idle < self.after:
+                continue
+            state = broker.state(self.url)
+            if state.reachable and state.waiting and not self._busy:
+                log.critical("idle for %.0f s while %d message(s) wait in the broker: this worker stopped taking "
+                             "them; ending the process so that a fresh one starts", idle, state.waiting)
+                logging.shutdown()
+                os._exit(EXIT_STALLED)
 
 
 def check_paths(settings: Settings, engine: sa.Engine) -> None:
@@ -108,16 +157,18 @@ def serve(settings: Settings, device: str, loglevel: str = "INFO") -> int:
     log.info("%s: models loaded on %s in %.1f s", name, device, seconds)
     app = broker.make_app(queue_settings)
 
+    guard = StallGuard(queue_settings.broker_url)
+
     @app.task(name=broker.TASK)
     def publish(photo_ids: list[int]) -> int:
-        with TimeLimit(queue_settings.time_limit, f"the batch of photos {photo_ids}"):
+        with guard.busy(), TimeLimit(queue_settings.time_limit, f"the batch of photos {photo_ids}"):
             return worker.run_photos([int(p) for p in photo_ids])
 
     consumer = app.Worker(pool="solo", concurrency=1, hostname=f"anon@{name.replace(':', '-')}",
                           loglevel=loglevel, without_gossip=True, without_mingle=True, without_heartbeat=True,
                           quiet=True)
     log.info("%s: taking batches from %s on %s", name, broker.state(queue_settings.broker_url).url, device)
-    with worker.presence:
+    with worker.presence, guard:
         consumer.start()
     engine.dispose()
     return int(consumer.exitcode or 0)
