@@ -447,3 +447,68 @@ def test_an_immich_key_file_readable_by_others_is_refused(site: Path):
     assert "an-api-key" not in error(path)
     (site / "source.key").chmod(0o600)
     assert "public_key_file: " in error(minimal(site, immich(site, public_key_file="missing.key")))
+
+
+# ---- [queue]: local (default) or celery ----
+
+PG = "postgresql+psycopg://anon@db.lan/anon"
+
+
+def test_queue_defaults(site: Path):
+    from anon_plugin.config import QueueSettings
+
+    settings = load_settings(minimal(site), environ={})
+    assert settings.queue == QueueSettings(backend="local", broker_url="redis://localhost:6379/0", lease=120.0,
+                                           max_attempts=5, time_limit=1800.0, visibility_timeout=3600.0,
+                                           resend_after=600.0)
+    assert settings_summary(settings)["queue"] == {
+        "backend": "local", "broker_url": "redis://localhost:6379/0", "lease": 120.0, "max_attempts": 5,
+        "time_limit": 1800.0, "visibility_timeout": 3600.0, "resend_after": 600.0}
+
+
+def test_a_celery_queue_on_postgresql(site: Path):
+    path = minimal(site, f'database_url = "{PG}"\n[queue]\nbackend = "celery"\n'
+                         'broker_url = "redis://:hunter2@redis:6379/0"\ntime_limit = 600\nmax_attempts = 3\n')
+    settings = load_settings(path, environ={"ANON_QUEUE_VISIBILITY_TIMEOUT": "900"})
+    assert (settings.queue.backend, settings.queue.broker_url) == ("celery", "redis://:hunter2@redis:6379/0")
+    assert (settings.queue.time_limit, settings.queue.visibility_timeout, settings.queue.max_attempts) == (
+        600.0, 900.0, 3)
+    summary = settings_summary(settings)
+    assert summary["queue"]["broker_url"] == "redis://:***@redis:6379/0" and "hunter2" not in str(summary)
+
+
+def test_the_celery_backend_needs_postgresql(site: Path):
+    path = minimal(site, '[queue]\nbackend = "celery"\n')
+    message = error(path)
+    assert message.startswith(f"{path}: [queue] backend: the celery backend needs database_url on PostgreSQL")
+    message = error(minimal(site), ANON_QUEUE_BACKEND="celery", ANON_DATABASE_URL="sqlite:////tmp/x.db")
+    assert message.startswith("ANON_QUEUE_BACKEND: the celery backend needs database_url on PostgreSQL")
+    assert not (site / "public").exists()  # refused before anything was created
+
+
+def test_a_time_limit_must_be_below_the_visibility_timeout(site: Path):
+    path = minimal(site, f'database_url = "{PG}"\n[queue]\nbackend = "celery"\ntime_limit = 3600\n')
+    assert error(path) == (f"{path}: [queue] time_limit: 3600 s must be below visibility_timeout (3600 s), or Redis "
+                           "hands a batch still running to a second worker")
+    assert error(path, ANON_QUEUE_TIME_LIMIT="4000").startswith(
+        "ANON_QUEUE_TIME_LIMIT: 4000 s must be below visibility_timeout (3600 s)")
+    assert load_settings(path, environ={"ANON_QUEUE_VISIBILITY_TIMEOUT": "3601"}).queue.time_limit == 3600.0
+
+
+@pytest.mark.parametrize("url", ["http://redis:6379/0", "redis:6379", "", "redis:// spaced", "amqp://guest@rabbit//"])
+def test_a_broker_url_that_is_not_redis_is_refused(site: Path, url: str):
+    path = minimal(site, f'[queue]\nbroker_url = "{url}"\n')
+    assert error(path) == (f"{path}: [queue] broker_url: must be a Redis URL such as "
+                           f"redis://:PASSWORD@redis:6379/0, got {url!r}")
+    assert error(minimal(site), ANON_QUEUE_BROKER_URL=url) == (
+        f"ANON_QUEUE_BROKER_URL: must be a Redis URL such as redis://:PASSWORD@redis:6379/0, got {url!r}")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('[queue]\nbackend = "rq"\n', "[queue] backend: must be one of local, celery, got 'rq'"),
+    ("[queue]\nmax_attempts = 0\n", "[queue] max_attempts: must be an integer >= 1, got 0"),
+    ("[queue]\nlease = 0\n", "[queue] lease: must be a number of seconds > 0, got 0"),
+])
+def test_wrong_queue_values(site: Path, extra: str, message: str):
+    path = minimal(site, extra)
+    assert error(path) == f"{path}: {message}"

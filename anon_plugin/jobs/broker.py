@@ -73,7 +73,7 @@ class BrokerState:
     reachable: bool
     error: str | None = None
     version: str | None = None
-    started_at: dt.datetime | None = None  # messages sent before this may be lost
+    started_at: dt.datetime | None = None  # messages sent before this may be lost (at most 2 s late)
     waiting: int | None = None  # messages no worker has taken yet
     unacked: int | None = None  # taken by a worker, not acknowledged yet (a batch running)
     append_only: bool | None = None  # persistence: does a restart keep the messages?
@@ -93,5 +93,14 @@ def state(url: str, timeout: float = 2.0, now: dt.datetime | None = None) -> Bro
     finally:
         client.close()
     return BrokerState(safe_url(url), True, None, str(info.get("redis_version")),
-                       now - dt.timedelta(seconds=int(info.get("uptime_in_seconds", 0)) + 1),
+                       _started(now, int(info.get("uptime_in_seconds", 0))),
                        int(waiting), int(unacked), bool(info.get("aof_enabled")))
+
+
+def _started(now: dt.datetime, uptime: int) -> dt.datetime:
+    """When Redis started, at the latest. Its uptime is the difference of two whole seconds of its clock, so it
+    started between ``now - uptime - 1`` and ``now - uptime + 1``: the later bound, because a message sent
+    before this may have been lost and is sent again. The earlier bound would take a message sent in the
+    second before a restart for one the new Redis holds, and it would wait ``resend_after``, or for ever while
+    other messages wait; the later one only sends a message of Redis's first two seconds twice (harmless)."""
+    return now - dt.timedelta(seconds=uptime - 1)
