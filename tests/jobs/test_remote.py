@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,12 @@ def test_an_album_folder_of_the_store_missing_here_is_refused(site: Settings, en
                                       "the share mounted at the same path as on the daemon's machine?)")
 
 
+def _child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A Python child process running ``code`` with this checkout's anon_plugin."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+
+
 CHILD = """
 import logging, sys, time
 logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -103,10 +111,56 @@ print("never", flush=True)
 
 
 def test_a_batch_past_its_time_limit_ends_the_process_and_one_in_time_does_not():
-    child = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60, cwd=REPO,
-                           env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    child = _child(CHILD)
     assert child.returncode == EXIT_TIME_LIMIT, child.stderr
     assert child.stdout == "still here\n"
     assert ("CRITICAL anon_plugin.worker: the batch of photos [1, 2] ran past the time limit of 0.5 s; "
             "ending this worker process") in child.stderr.splitlines()
     assert "the quick batch" not in child.stderr
+
+
+STALLED_CHILD = """
+import logging, sys, time
+logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+from anon_plugin.jobs.remote import StallGuard
+guard = StallGuard(sys.argv[1], after=1.0, every=0.2)
+with guard:
+    with guard.busy():
+        time.sleep(2)  # busy past `after`: never counted as idle
+    print("busy and alive", flush=True)
+    time.sleep(10)
+print("never", flush=True)
+"""
+
+
+def test_a_worker_idle_while_messages_wait_ends_its_process_and_a_busy_one_does_not(tmp_path: Path):
+    """The guard against a worker that stopped consuming (paperless-ngx #6260), on a real redis-server holding
+    one waiting message on the worker's queue."""
+    import redis
+
+    from anon_plugin.jobs import broker
+    from anon_plugin.jobs.remote import EXIT_STALLED
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server never answered"
+                time.sleep(0.05)
+        client.lpush(broker.QUEUE, b"a message no worker takes")
+        child = _child(STALLED_CHILD, f"redis://127.0.0.1:{port}/0")
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert child.returncode == EXIT_STALLED, child.stderr
+    assert child.stdout == "busy and alive\n"
+    assert "1 message(s) wait in the broker: this worker stopped taking them" in child.stderr
