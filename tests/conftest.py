@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis_server import REDIS, RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,3 +140,17 @@ def postgres_url() -> Iterator[str]:
         pytest.fail(f"could not start a throwaway PostgreSQL ({' '.join(exc.cmd[:4])}): {detail}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server for this test only (tests/redis_server.py), with a password; append-only when
+    parametrized indirectly with True. Missing, it skips the test, except in CI (.ci/run installs it)."""
+    if not REDIS.is_file():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{REDIS} is not installed (Debian's redis-server)")
+    server = RedisServer(tmp_path / "redis", append_only=bool(getattr(request, "param", False)))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import re
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
+from redis_server import PASSWORD, RedisServer
 import sqlalchemy as sa
 from flask import Flask
 
@@ -28,8 +24,6 @@ from anon_plugin.jobs.presence import Presence
 from anon_plugin.store.db import engine_for
 from anon_plugin.store.tables import AuditEntry, Job, Photo, WorkerRow, utcnow
 
-REDIS_SERVER = "/usr/bin/redis-server"
-PASSWORD = "hunter2-broker"
 
 
 def _failed_job(store) -> int:
@@ -69,35 +63,10 @@ def test_retry_queues_the_job_again_and_is_audited(signed_in, store):
 
 # -- the workers and the broker ---------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A real redis-server on a free loopback port with a password (as deploy/ runs it), its files in
-    tmp_path, without persistence, stopped after the test."""
-    if not Path(REDIS_SERVER).exists():  # in CI a missing server fails (.ci/run must install it)
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{REDIS_SERVER} is not installed "
-                                                                 "(apt-get install redis-server)")
-    port, folder = free_port(), tmp_path / "redis"
-    folder.mkdir()
-    process = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                                "--requirepass", PASSWORD, "--save", "", "--appendonly", "no", "--daemonize", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 20
-        while not broker.state(url, timeout=0.5).reachable:
-            assert process.poll() is None, f"redis-server exited with {process.returncode}"
-            assert time.monotonic() < deadline, "redis-server did not answer within 20 s"
-            time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def redis_url(redis_server: RedisServer) -> str:
+    """A real redis-server's URL, with its password (as deploy/ runs it), without persistence."""
+    return redis_server.url
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from redis_server import RedisServer
 from sqlalchemy.pool import NullPool
 
 from anon_plugin.store.tables import Job, Output, Photo, WorkerRow
@@ -62,7 +62,7 @@ class Site:
     public: Path
     env: dict[str, str]
     db_url: str
-    redis: Any  # conftest's RedisServer
+    redis: RedisServer
     engine: sa.Engine
     processes: list[Process] = field(default_factory=list)
 
@@ -167,7 +167,7 @@ def _await_holder(site: Site, among: list[Process]) -> tuple[Process, list[int]]
 
 
 @pytest.fixture
-def make_site(tmp_path: Path, wild_photos: list[Path], postgres_db: str, redis_server: Any
+def make_site(tmp_path: Path, wild_photos: list[Path], postgres_db: str, redis_server: RedisServer
               ) -> Iterator[Callable[..., Site]]:
     """``make_site(photos, method)``: the album of ``photos`` real photos, shared (its jobs queued), its policy's
     fill ``method`` (None: the default policy); nothing started yet. Every process is stopped after the test."""

@@ -11,14 +11,13 @@ import datetime as dt
 import json
 import logging
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
+from redis_server import PASSWORD, REDIS, RedisServer, free_port
 
 from anon_plugin.config import QueueSettings
 from anon_plugin.jobs import broker, queue
@@ -27,97 +26,29 @@ from anon_plugin.store import queries
 from anon_plugin.store.db import session_scope
 from anon_plugin.store.tables import Job, Photo, utcnow
 
-REDIS_SERVER = "/usr/bin/redis-server"
-PASSWORD = "s3cret-broker"
-
-pytestmark = pytest.mark.skipif(not Path(REDIS_SERVER).is_file(), reason="needs Debian's redis-server")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _deadline(what: str, ready, timeout: float = 10.0) -> None:
-    """Wait until ``ready()`` is true, or fail naming ``what``."""
-    end = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > end:
-            pytest.fail(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
-
-
-class RedisServer:
-    """A real redis-server in the test's folder: ``start()``, ``stop()`` (its messages are lost unless it
-    keeps an append-only file), ``client()``."""
-
-    def __init__(self, folder: Path, append_only: bool = False):
-        self.folder, self.append_only, self.port = folder, append_only, _free_port()
-        self.url = f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.started = self.ready = utcnow()
-
-    def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.started = utcnow()
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", PASSWORD,
-             "--save", "", "--appendonly", "yes" if self.append_only else "no", "--dir", str(self.folder),
-             "--logfile", str(self.folder / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _deadline("redis-server answers PING", self._answers)
-        self.ready = utcnow()
-
-    def _answers(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, (self.folder / "redis.log").read_text()
-        try:
-            with self.client() as client:
-                return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=2)
-
-    def settled(self) -> None:
-        """Wait until Redis's uptime counts two seconds: its start is known to two seconds (``broker.state``),
-        and a message sent in its first two may be taken for one sent before it started, and sent again."""
-        def counted() -> bool:
-            with self.client() as client:
-                return int(client.info("server")["uptime_in_seconds"]) >= 2
-        _deadline("redis-server up two seconds", counted)
-
-    def waiting(self) -> list[list[int]]:
-        """The photo ids of each message waiting in ``broker.QUEUE``, oldest first (kombu pushes on the left):
-        each is a JSON envelope whose body, base64, is Celery's JSON [args, kwargs, embed]."""
-        with self.client() as client:
-            raw = client.lrange(broker.QUEUE, 0, -1)
-        photo_ids = []
-        for item in reversed(raw):
-            envelope = json.loads(item)
-            assert envelope["headers"]["task"] == broker.TASK
-            assert envelope["properties"]["body_encoding"] == "base64"
-            assert envelope["content-type"] == "application/json"
-            args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-            assert kwargs == {} and len(args) == 1
-            photo_ids.append(args[0])
-        return photo_ids
+def waiting(server: RedisServer) -> list[list[int]]:
+    """The photo ids of each message waiting in ``broker.QUEUE``, oldest first (kombu pushes on the left):
+    each is a JSON envelope whose body, base64, is Celery's JSON [args, kwargs, embed]."""
+    with server.client() as client:
+        raw = client.lrange(broker.QUEUE, 0, -1)
+    photo_ids = []
+    for item in reversed(raw):
+        envelope = json.loads(item)
+        assert envelope["headers"]["task"] == broker.TASK
+        assert envelope["properties"]["body_encoding"] == "base64"
+        assert envelope["content-type"] == "application/json"
+        args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+        assert kwargs == {} and len(args) == 1
+        photo_ids.append(args[0])
+    return photo_ids
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
+def server(redis_server: RedisServer) -> RedisServer:
     """A redis-server without persistence, as a Debian package runs it with ``save ""``."""
-    found = RedisServer(tmp_path / "redis")
-    found.start()
-    yield found
-    found.stop()
+    return redis_server
 
 
 @pytest.fixture
@@ -203,23 +134,23 @@ def test_due_jobs_are_sent_once_and_the_messages_wait_in_redis(site: Site, serve
     site.worker_died([photos[2]])  # tried once: travels alone, after the fresh ones
     before = utcnow()
     assert site.dispatcher.dispatch_once() == 6
-    assert server.waiting() == [[photos[0], photos[1]], [photos[3], photos[4]], [photos[5]], [photos[2]]]
+    assert waiting(server) == [[photos[0], photos[1]], [photos[3], photos[4]], [photos[5]], [photos[2]]]
     jobs = site.jobs()
     assert all(j.sent_at is not None and before <= j.sent_at <= utcnow() for j in jobs.values())
     assert site.dispatcher.dispatch_once() == 0  # all sent, the messages still wait: nothing new
-    assert len(server.waiting()) == 4
+    assert len(waiting(server)) == 4
     assert broker.state(server.url).waiting == 4
 
 
 def test_what_a_redis_restart_without_persistence_lost_is_sent_again(site: Site, server: RedisServer):
     photos = site.photos(3)
     assert site.dispatcher.dispatch_once() == 3
-    assert server.waiting() == [photos[:2], photos[2:]]
+    assert waiting(server) == [photos[:2], photos[2:]]
     server.stop()
     server.start()  # at once: a message sent a moment before the restart is lost too
-    assert server.waiting() == []
+    assert waiting(server) == []
     assert site.dispatcher.dispatch_once() == 3
-    assert server.waiting() == [photos[:2], photos[2:]]
+    assert waiting(server) == [photos[:2], photos[2:]]
 
 
 def test_while_the_broker_is_down_the_jobs_wait_in_the_store_and_go_when_it_is_back(
@@ -234,7 +165,7 @@ def test_while_the_broker_is_down_the_jobs_wait_in_the_store_and_go_when_it_is_b
     assert "cannot be reached" in down[0].getMessage() and PASSWORD not in down[0].getMessage()
     server.start()
     assert site.dispatcher.dispatch_once() == 3
-    assert server.waiting() == [photos[:2], photos[2:]]
+    assert waiting(server) == [photos[:2], photos[2:]]
     assert all(j.sent_at is not None for j in site.jobs().values())
     assert any("is back" in r.getMessage() for r in daemon_log.records)
 
@@ -246,7 +177,7 @@ def test_a_photo_whose_worker_died_at_each_attempt_is_failed_and_not_sent(engine
         site.worker_died([killer], times=2)
         site.worker_died([once])
         assert site.dispatcher.dispatch_once() == 1
-        assert server.waiting() == [[once]]  # died once: tried again, alone
+        assert waiting(server) == [[once]]  # died once: tried again, alone
         photo, job = site.photo(killer), site.jobs()[killer]
         assert (job.state, job.sent_at) == ("failed", None)
         assert photo.state == "failed" and photo.reason == job.last_error
@@ -258,7 +189,7 @@ def test_a_photo_whose_worker_died_at_each_attempt_is_failed_and_not_sent(engine
 # ---- broker.state: Redis as the daemon and the panel see it ----
 
 def _version() -> str:
-    found = re.search(r"v=(\S+)", subprocess.run([REDIS_SERVER, "--version"], capture_output=True,
+    found = re.search(r"v=(\S+)", subprocess.run([str(REDIS), "--version"], capture_output=True,
                                                  text=True, check=True).stdout)
     assert found is not None
     return found.group(1)
@@ -285,7 +216,7 @@ def test_state_says_whether_redis_keeps_an_append_only_file(tmp_path: Path):
 
 
 def test_state_of_a_closed_port_is_unreachable_in_one_line():
-    url = f"redis://:{PASSWORD}@127.0.0.1:{_free_port()}/0"
+    url = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"
     started = time.monotonic()
     state = broker.state(url)
     assert time.monotonic() - started < 3
@@ -296,7 +227,7 @@ def test_state_of_a_closed_port_is_unreachable_in_one_line():
 def test_the_brokers_password_is_hidden(server: RedisServer):
     state = broker.state(server.url)
     assert state.url == f"redis://:***@127.0.0.1:{server.port}/0" and PASSWORD not in repr(state)
-    down = broker.state(f"redis://:{PASSWORD}@127.0.0.1:{_free_port()}/0")
+    down = broker.state(f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0")
     assert PASSWORD not in repr(down)
     wrong = broker.state(f"redis://:wrong-{PASSWORD}@127.0.0.1:{server.port}/0")
     assert not wrong.reachable and wrong.error is not None and PASSWORD not in repr(wrong)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from redis_server import RedisServer
 
 from anon_plugin.config import Settings, load_settings
 from anon_plugin.errors import WorkerError
@@ -133,34 +132,15 @@ print("never", flush=True)
 """
 
 
-def test_a_worker_idle_while_messages_wait_ends_its_process_and_a_busy_one_does_not(tmp_path: Path):
+def test_a_worker_idle_while_messages_wait_ends_its_process_and_a_busy_one_does_not(redis_server: RedisServer):
     """The guard against a worker that stopped consuming (paperless-ngx #6260), on a real redis-server holding
     one waiting message on the worker's queue."""
-    import redis
-
     from anon_plugin.jobs import broker
     from anon_plugin.jobs.remote import EXIT_STALLED
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server never answered"
-                time.sleep(0.05)
+    with redis_server.client() as client:
         client.lpush(broker.QUEUE, b"a message no worker takes")
-        child = _child(STALLED_CHILD, f"redis://127.0.0.1:{port}/0")
-    finally:
-        server.terminate()
-        server.wait(10)
+    child = _child(STALLED_CHILD, redis_server.url)
     assert child.returncode == EXIT_STALLED, child.stderr
     assert child.stdout == "busy and alive\n"
     assert "1 message(s) wait in the broker: this worker stopped taking them" in child.stderr
