@@ -322,10 +322,10 @@ def test_stop_joins_every_thread(library, write_photo):
 
 
 def test_a_watcher_takes_its_settings_from_settings(library):
-    from anon_plugin.config import AdminSettings, InferenceSettings, Settings, WatchSettings
+    from anon_plugin.config import AdminSettings, InferenceSettings, QueueSettings, Settings, WatchSettings
 
     settings = Settings(library_roots=(library,), database_url="sqlite://", inference=InferenceSettings(threads=1),
-                        admin=AdminSettings(),
+                        admin=AdminSettings(), queue=QueueSettings(),
                         watch=WatchSettings(mode="polling", stability_delay=2.0, ignore=("*.tmp",)))
     watcher = Watcher.from_settings(settings, sink=lambda change: None)
     assert (watcher.roots, watcher.mode) == ((library,), "polling")
