@@ -1,6 +1,6 @@
 """The celery backend against the local one: the 80 wild photos published by each.
 
-    python benchmarks/scaling.py [--photos 80] [--threads 1]
+    python benchmarks/scaling.py [--photos 80] [--threads 1] [--runs 1,2,3,4] [--repeat 1]
 
 Four runs, each on a fresh store and an empty public root, the album under the
 default policy (generate, medium, verified):
@@ -26,6 +26,7 @@ import pwd
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,7 @@ def _wait(engine: sa.Engine, sql: str, until, what: str, processes: list[subproc
 def run(label: str, backend: str, store: str, workers: int, photos: list[Path], servers: Servers, work: Path,
         threads: int) -> float:
     site = work / label.replace(" ", "").replace(",", "-")
+    site.mkdir(parents=True)
     library, public, data = site / "library", site / "public", site / "data"
     (library / "bench").mkdir(parents=True)
     public.mkdir()
@@ -117,7 +119,8 @@ def run(label: str, backend: str, store: str, workers: int, photos: list[Path], 
            "ANON_QUEUE_BACKEND": backend, "ANON_QUEUE_BROKER_URL": servers.broker_url}
     env.pop("ANON_CONFIG", None)
     if store == "postgresql":
-        env["ANON_DATABASE_URL"] = servers.database(f"bench_{site.name.replace('-', '_').lower()}")
+        env["ANON_DATABASE_URL"] = servers.database(f"bench_{work.name.replace('-', '_')}_"
+                                                    f"{site.name.replace('-', '_').lower()}")
     subprocess.run([str(BIN), "db", "upgrade"], env=env, check=True, capture_output=True)
     url = env.get("ANON_DATABASE_URL") or f"sqlite:///{data / 'anon_plugin.db'}"
     engine = sa.create_engine(url)
@@ -137,6 +140,16 @@ def run(label: str, backend: str, store: str, workers: int, photos: list[Path], 
             first, last, done = c.execute(sa.text(
                 "SELECT min(created_at), max(finished_at), count(*) FROM jobs")).one()
             published = c.execute(sa.text("SELECT count(*) FROM photos WHERE state = 'published'")).scalar()
+            spans = c.execute(sa.text("SELECT claimed, max(finished_at) FROM (SELECT heartbeat_at AS claimed, "
+                                      "finished_at FROM jobs) AS j GROUP BY claimed ORDER BY claimed")).all()
+        if os.environ.get("SCALING_GAPS"):
+            import datetime as dt
+
+            def t(v):
+                return dt.datetime.fromisoformat(v) if isinstance(v, str) else v
+            gaps = [(t(spans[i + 1][0]) - t(spans[i][1])).total_seconds() for i in range(len(spans) - 1)]
+            print(f"  {len(spans)} batches; gaps between one batch's end and the next claim: "
+                  f"{', '.join(f'{g:.2f}' for g in gaps)}", flush=True)
         if isinstance(first, str):  # SQLite returns text
             import datetime as dt
 
@@ -159,6 +172,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=80)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", default="1,2,3,4", help="which of the four runs, e.g. 1,3")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the runs, interleaved; the ratios are then of the medians")
     args = parser.parse_args()
     photos = sorted((DATA / "wild" / "images").glob("*.jpg"))[: args.photos]
     work = Path(tempfile.mkdtemp(prefix="anon-scaling-"))
@@ -169,10 +184,16 @@ def main() -> None:
               f"thread(s) per process, {os.cpu_count()} cores")
         print("| backend | published | first queued to last done | photos/s |")
         print("|---|---|---|---|")
-        took = {}
-        for index in map(int, args.runs.split(",")):
-            label, backend, store, workers = RUNS[index - 1]
-            took[label] = run(label, backend, store, workers, photos, servers, work, args.threads)
+        rounds: dict[str, list[float]] = {}
+        for round_ in range(args.repeat):
+            for index in map(int, args.runs.split(",")):
+                label, backend, store, workers = RUNS[index - 1]
+                rounds.setdefault(label, []).append(
+                    run(label, backend, store, workers, photos, servers, work / f"round-{round_}", args.threads))
+        took = {label: statistics.median(times) for label, times in rounds.items()}
+        if args.repeat > 1:
+            for label, times in rounds.items():
+                print(f"{label}: median {took[label]:.1f} s of {', '.join(f'{t:.1f}' for t in times)}")
         if "local, SQLite" in took and "celery, 1 worker" in took:
             print(f"celery 1 worker / local SQLite: {took['celery, 1 worker'] / took['local, SQLite']:.3f}x time")
         if "celery, 1 worker" in took and "celery, 2 workers" in took:
