@@ -8,7 +8,9 @@ default policy (generate, medium, verified):
 2. local backend on PostgreSQL (what the store alone costs);
 3. celery backend: ``anon-plugin watch`` dispatching to 1 ``anon-plugin worker``;
 4. celery backend with 2 workers.
-Every process runs ``--threads`` torch threads (1 by default: on this 2-core
+``--repeat N`` runs them N times, interleaved, and compares the medians;
+``SCALING_GAPS=1`` prints, per run, the wait between one batch's end and the
+next claim. Every process runs ``--threads`` torch threads (1 by default: on this 2-core
 machine, two workers of one thread each use both cores). The daemon and the
 workers are started first and their models loaded; the clock runs from the
 first job queued (``albums share``) to the last job done, read from the store
@@ -20,6 +22,7 @@ with the machine otherwise idle.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import glob
 import os
 import pwd
@@ -91,6 +94,11 @@ class Servers:
                                     "fast", "-w", "stop"), capture_output=True)
 
 
+def _time(value: dt.datetime | str) -> dt.datetime:
+    """A timestamp of the store (SQLite returns text)."""
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _wait(engine: sa.Engine, sql: str, until, what: str, processes: list[subprocess.Popen], limit: float = 3600):
     start = time.monotonic()
     while True:
@@ -137,23 +145,15 @@ def run(label: str, backend: str, store: str, workers: int, photos: list[Path], 
         _wait(engine, "SELECT count(*) FROM jobs WHERE state NOT IN ('done', 'failed')", lambda n: n == 0,
               "every job", processes)
         with engine.connect() as c:
-            first, last, done = c.execute(sa.text(
-                "SELECT min(created_at), max(finished_at), count(*) FROM jobs")).one()
+            first, last = map(_time, c.execute(sa.text("SELECT min(created_at), max(finished_at) FROM jobs")).one())
             published = c.execute(sa.text("SELECT count(*) FROM photos WHERE state = 'published'")).scalar()
-            spans = c.execute(sa.text("SELECT claimed, max(finished_at) FROM (SELECT heartbeat_at AS claimed, "
-                                      "finished_at FROM jobs) AS j GROUP BY claimed ORDER BY claimed")).all()
+            # A batch's jobs share their claim time (heartbeat_at, renewed only after lease/4 = 30 s).
+            spans = [tuple(map(_time, row)) for row in c.execute(sa.text(
+                "SELECT heartbeat_at, max(finished_at) FROM jobs GROUP BY heartbeat_at ORDER BY heartbeat_at"))]
         if os.environ.get("SCALING_GAPS"):
-            import datetime as dt
-
-            def t(v):
-                return dt.datetime.fromisoformat(v) if isinstance(v, str) else v
-            gaps = [(t(spans[i + 1][0]) - t(spans[i][1])).total_seconds() for i in range(len(spans) - 1)]
+            gaps = [(spans[i + 1][0] - spans[i][1]).total_seconds() for i in range(len(spans) - 1)]
             print(f"  {len(spans)} batches; gaps between one batch's end and the next claim: "
                   f"{', '.join(f'{g:.2f}' for g in gaps)}", flush=True)
-        if isinstance(first, str):  # SQLite returns text
-            import datetime as dt
-
-            first, last = dt.datetime.fromisoformat(first), dt.datetime.fromisoformat(last)
         seconds = (last - first).total_seconds()
         print(f"| {label} | {published}/{len(photos)} | {seconds:.1f} s | {len(photos) / seconds:.3f} |", flush=True)
         return seconds
