@@ -28,6 +28,7 @@ from ..store.db import safe_url
 from ..store.tables import utcnow
 
 if TYPE_CHECKING:
+    import redis
     from celery import Celery
 
     from ..config import QueueSettings
@@ -79,19 +80,30 @@ class BrokerState:
     append_only: bool | None = None  # persistence: does a restart keep the messages?
 
 
-def state(url: str, timeout: float = 2.0, now: dt.datetime | None = None) -> BrokerState:
-    """Ask Redis; never raises (an unreachable broker is a state to show)."""
+def client(url: str, timeout: float = 2.0) -> redis.Redis:
+    """A Redis client for ``state``: one kept by a caller that asks every second (the dispatcher) reuses its
+    connection, reconnecting by itself after an outage."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+def state(url: str, timeout: float = 2.0, now: dt.datetime | None = None,
+          using: redis.Redis | None = None) -> BrokerState:
+    """Ask Redis (through ``using``, else a client of its own, closed after); never raises (an unreachable
+    broker is a state to show)."""
     import redis
 
     now = now or utcnow()
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    asker = using or client(url, timeout)
     try:
-        info = client.info()
-        waiting, unacked = client.llen(QUEUE), client.hlen(UNACKED)
+        info = asker.info()
+        waiting, unacked = asker.llen(QUEUE), asker.hlen(UNACKED)
     except redis.RedisError as exc:
         return BrokerState(safe_url(url), False, f"{type(exc).__name__}: {exc}".splitlines()[0])
     finally:
-        client.close()
+        if using is None:
+            asker.close()
     return BrokerState(safe_url(url), True, None, str(info.get("redis_version")),
                        _started(now, int(info.get("uptime_in_seconds", 0))),
                        int(waiting), int(unacked), bool(info.get("aof_enabled")))

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from ..store.db import safe_url, session_scope
 from ..store.tables import utcnow
 from . import broker, queue
-from .worker import give_up_dead
+from .worker import fail_dead_jobs
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -48,23 +48,27 @@ class Dispatcher:
         self.engine, self.settings, self.max_batch = engine, settings, max_batch
         self.app = app or broker.make_app(settings)
         self.url = safe_url(settings.broker_url)
+        self._redis = broker.client(settings.broker_url)  # asked every second: one connection, kept
         self._down: str | None = None  # why the broker could not be reached, said once per outage
 
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.dispatch_once()
-            except Exception:  # the store failed: the next look tries again
-                log.exception("dispatching failed; trying again")
-            if wake.wait(TICK):
-                wake.clear()
+        try:
+            while not stop.is_set():
+                try:
+                    self.dispatch_once()
+                except Exception:  # the store failed: the next look tries again
+                    log.exception("dispatching failed; trying again")
+                if wake.wait(TICK):
+                    wake.clear()
+        finally:
+            self._redis.close()
 
     def dispatch_once(self, now: dt.datetime | None = None) -> int:
         """Send what is due; returns how many photos were sent."""
         now = now or utcnow()
         with session_scope(self.engine) as session:
-            give_up_dead(session, self.settings.max_attempts)
-        state = broker.state(self.settings.broker_url)
+            fail_dead_jobs(session, self.settings.max_attempts)
+        state = broker.state(self.settings.broker_url, using=self._redis)
         if not state.reachable:
             if self._down is None:
                 log.warning("the broker %s cannot be reached (%s); the jobs wait in the store", state.url, state.error)

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from ..errors import WorkerError
 from ..store import migrate
-from ..store.db import engine_for, session_scope
+from ..store.db import engine_for, safe_url, session_scope
 from ..store.tables import Album
 from . import broker
 from .worker import Worker
@@ -112,9 +112,9 @@ class StallGuard:
                 os._exit(EXIT_STALLED)
 
 
-def check_paths(settings: Settings, engine: sa.Engine) -> None:
+def check_paths(settings: Settings, engine: sa.Engine) -> Path:
     """Refuse (WorkerError) unless this machine sees the library roots (read), the public root (write) and
-    every album folder of the store at the paths the settings and the store name."""
+    every album folder of the store at the paths the settings and the store name; returns the public root."""
     for root in settings.library_roots:
         if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
             raise WorkerError(f"library root {root} cannot be read here (is the share mounted at that path?)")
@@ -134,6 +134,7 @@ def check_paths(settings: Settings, engine: sa.Engine) -> None:
         if not (Path(album_root) / name).is_dir():
             raise WorkerError(f"album folder {Path(album_root) / name} cannot be read here (the store names it; is the "
                               "share mounted at the same path as on the daemon's machine?)")
+    return public
 
 
 def serve(settings: Settings, device: str, loglevel: str = "INFO") -> int:
@@ -145,11 +146,11 @@ def serve(settings: Settings, device: str, loglevel: str = "INFO") -> int:
                           "(with broker_url and a PostgreSQL database_url) to run workers on other machines")
     migrate.require_head(settings.database_url)
     engine = engine_for(settings.database_url)
-    check_paths(settings, engine)
+    public_root = check_paths(settings, engine)
     torch.set_num_threads(settings.inference.threads)
     name = f"{os.uname().nodename}:{os.getpid()}:0"
     queue_settings = settings.queue
-    worker = Worker(engine, settings.public_root or Path(), name, device, settings.inference.max_batch,
+    worker = Worker(engine, public_root, name, device, settings.inference.max_batch,
                     immich=settings.immich, data_dir=settings.data_dir,
                     lease=dt.timedelta(seconds=queue_settings.lease), max_attempts=queue_settings.max_attempts,
                     backend="celery")
@@ -167,7 +168,7 @@ def serve(settings: Settings, device: str, loglevel: str = "INFO") -> int:
     consumer = app.Worker(pool="solo", concurrency=1, hostname=f"anon@{name.replace(':', '-')}",
                           loglevel=loglevel, without_gossip=True, without_mingle=True, without_heartbeat=True,
                           quiet=True)
-    log.info("%s: taking batches from %s on %s", name, broker.state(queue_settings.broker_url).url, device)
+    log.info("%s: taking batches from %s on %s", name, safe_url(queue_settings.broker_url), device)
     with worker.presence, guard:
         consumer.start()
     engine.dispose()

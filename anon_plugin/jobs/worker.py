@@ -201,7 +201,7 @@ class Worker:
     def run_once(self) -> int:
         """Claim up to max_batch due jobs and run them; returns how many were claimed."""
         with session_scope(self.engine) as session:
-            give_up_dead(session, self.max_attempts)
+            fail_dead_jobs(session, self.max_attempts)
             claimed = queue.claim(session, self.name, self.max_batch, lease=self.lease)
         return self._run_claimed(claimed)
 
@@ -210,7 +210,7 @@ class Worker:
         several photos claims only those never tried: a photo tried before (its worker died, its batch
         failed) is sent again alone, so that it cannot take a batch down with it once more."""
         with session_scope(self.engine) as session:
-            give_up_dead(session, self.max_attempts, photo_ids)
+            fail_dead_jobs(session, self.max_attempts, photo_ids)
             claimed = queue.claim(session, self.name, len(photo_ids), lease=self.lease, photo_ids=photo_ids,
                                   fresh_only=len(photo_ids) > 1)
         return self._run_claimed(claimed)
@@ -501,12 +501,10 @@ class Worker:
             log.warning("%s: after_publish exited %d: %s", task.album, hook.returncode, tail[0])
 
 
-def give_up_dead(session: Session, max_attempts: int, photo_ids: list[int] | None = None) -> None:
+def fail_dead_jobs(session: Session, max_attempts: int, photo_ids: list[int] | None = None) -> None:
     """Fail the jobs, and their photos, whose worker died during each of their attempts (``queue.give_up_dead``)."""
     for job in queue.give_up_dead(session, max_attempts, photo_ids=photo_ids):
-        photo = session.get_one(Photo, job.photo_id)
-        if photo.state != "removed":
-            photo.state, photo.reason = "failed", session.get_one(Job, job.job_id).last_error
+        _fail_photo(session, job.photo_id, session.get_one(Job, job.job_id).last_error or "")
         log.warning("photo %d: failed for good: its worker stopped during each of its %d attempts",
                     job.photo_id, job.attempt)
 
@@ -515,10 +513,16 @@ def _fail_job(session: Session, job: queue.Claimed, worker: str, reason: str, pe
               max_attempts: int = queue.MAX_ATTEMPTS) -> str:
     """Fail the job (see ``queue.fail``); a job failed for good fails its photo too, unless it was deleted."""
     state = queue.fail(session, job.job_id, worker, reason, permanent=permanent, max_attempts=max_attempts)
-    photo = session.get_one(Photo, job.photo_id)
-    if state == "failed" and photo.state != "removed":
-        photo.state, photo.reason = "failed", reason
+    if state == "failed":
+        _fail_photo(session, job.photo_id, reason)
     return state
+
+
+def _fail_photo(session: Session, photo_id: int, reason: str) -> None:
+    """A photo whose job failed for good is failed with its reason, unless it was deleted meanwhile."""
+    photo = session.get_one(Photo, photo_id)
+    if photo.state != "removed":
+        photo.state, photo.reason = "failed", reason
 
 
 class _LeaseLost(Exception):
