@@ -21,7 +21,7 @@ from ...jobs.broker import BrokerState
 from ...store import queries
 from ...store.tables import utcnow
 from ..state import panel, reading
-from .jobs import Workers, broker_state, workers
+from ..workers import Workers, broker_state, workers
 
 if TYPE_CHECKING:
     from ...connectors.immich.watch import PollHealth
